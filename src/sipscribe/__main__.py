@@ -1,0 +1,3 @@
+from sipscribe.cli import main
+
+raise SystemExit(main())

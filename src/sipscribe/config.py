@@ -1,0 +1,135 @@
+"""One settings object for the whole process.
+
+Values come, in rising priority, from the embedded defaults, a TOML file given with
+``--config`` and ``SIPSCRIBE_*`` environment variables. Embedded defaults need no file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """The configuration file or an environment variable is unusable."""
+
+
+class Settings(BaseSettings):
+    """Process-wide settings; nested sections map to ``[section]`` tables in TOML."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SIPSCRIBE_", extra="ignore", env_nested_delimiter="__"
+    )
+
+    # storage
+    data_dir: Path = Path("./data")
+    database_url: str | None = None  # None: SQLite file in data_dir
+    retention_days: int = Field(default=7, ge=0)
+
+    # HTTP API
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+
+    # SIP / SIPREC
+    sip_host: str = "0.0.0.0"
+    sip_port: int = Field(default=5060, ge=0, le=65535)
+    auto_start: bool = True
+    record_plain_calls: bool = False
+    max_sessions: int = Field(default=1000, ge=1)
+
+    # RTP
+    rtp_host: str = "0.0.0.0"
+    rtp_port_min: int = Field(default=16384, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=32767, ge=1025, le=65535)
+    jitter_buffer_ms: int = Field(default=60, ge=0, le=1000)
+
+    # ASR
+    asr_model: str = "tiny.en"  # "tiny.en", "base", a CTranslate2 directory, or a hub name
+    asr_language: str | None = "en"
+    asr_threads: int = Field(default=2, ge=1)
+    asr_workers: int = Field(default=1, ge=1)
+    asr_compute_type: str = "int8"
+    asr_beam_size: int = Field(default=1, ge=1)
+    model_cache_dir: Path | None = None  # None: data_dir / "models"
+
+    # endpointing
+    vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    vad_silence_ms: int = Field(default=400, ge=50)
+    vad_preroll_ms: int = Field(default=200, ge=0)
+    vad_max_utterance_ms: int = Field(default=15000, ge=1000)
+    vad_min_speech_ms: int = Field(default=150, ge=0)
+
+    # logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("rtp_port_max")
+    @classmethod
+    def _port_range(cls, v: int, info: Any) -> int:
+        low = info.data.get("rtp_port_min", 16384)
+        if v <= low:
+            raise ValueError(f"rtp_port_max ({v}) must be above rtp_port_min ({low})")
+        return v
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sipscribe.db').resolve()}"
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or (self.data_dir / "models")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the TOML file, which load_settings passes as init values.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional TOML file, the environment and explicit overrides.
+
+    Explicit ``overrides`` (from command-line flags) win over everything.
+    """
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                file_values = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {p}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+        file_values = _flatten(file_values)
+    try:
+        settings = Settings(**file_values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if overrides:
+        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    return settings
+
+
+def _flatten(values: dict[str, Any]) -> dict[str, Any]:
+    """Accept ``[asr] model = …`` as well as ``asr_model = …`` in the TOML file."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                flat[f"{key}_{sub}"] = subvalue
+        else:
+            flat[key] = value
+    return flat

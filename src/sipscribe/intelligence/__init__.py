@@ -1,0 +1,1 @@
+"""intelligence layer."""

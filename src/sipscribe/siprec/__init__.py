@@ -1,0 +1,1 @@
+"""siprec layer."""
