@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: real speech corpora and call-like fixtures."""
