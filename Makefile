@@ -4,12 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian libraries the codecs load (Opus at 16 kHz, G.729 Annex B); PyAV is the fallback.
+RUNTIME_DEBS := libopus0 libbcg729-0
 # Debian packages the tests need: real speech recordings and the sipp SIP tester.
-TEST_DEBS := pocketsphinx-testdata sip-tester
+TEST_DEBS := $(RUNTIME_DEBS) pocketsphinx-testdata sip-tester
 
-.PHONY: serve test install install-dev debian-deps lint format bench clean
+.PHONY: serve test install install-dev debian-deps runtime-debs lint format bench clean
 
-serve: $(VENV)/.installed
+serve: $(VENV)/.installed runtime-debs
 	$(VENV)/bin/sipscribe serve
 
 test: $(VENV)/.installed-dev debian-deps
@@ -30,6 +32,10 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(PIP) install -e '.[dev,base]'
 	touch $@
+
+runtime-debs:
+	@$(MAKE) --no-print-directory debian-deps TEST_DEBS="$(RUNTIME_DEBS)" || \
+		echo "warning: could not install $(RUNTIME_DEBS); Opus and G.729 fall back to FFmpeg"
 
 debian-deps:
 	@missing=""; for p in $(TEST_DEBS); do \

@@ -92,3 +92,54 @@ def test_assign_words_by_midpoint_and_drops_gap_words() -> None:
     assert [w.text for w in second] == [" c"]
     assert second[0].start == pytest.approx(0.1) and second[0].end == pytest.approx(0.5)
     assert first[1].end == pytest.approx(1.0), "clamped to its own span"
+
+
+def test_coverage_rule_flags_truncated_pieces() -> None:
+    from sipscribe.asr.whisper import covers
+
+    words = [Word(" He", 0.2, 0.4, 0.9), Word(" was", 0.4, 0.6, 0.9), Word(" not", 0.6, 0.9, 0.9)]
+    assert not covers(words, 3.0), "three words in a 3 s utterance: decoding stopped early"
+    assert not covers([], 2.0)
+    assert covers([], 0.6), "too short to judge"
+    assert covers([*words, Word(" man", 2.2, 2.5, 0.9)], 3.0)
+
+
+def test_truncated_pieces_are_recognised_again(engine, librivox) -> None:  # type: ignore[no-untyped-def]
+    """Packing never loses a piece: every utterance gets text even with tiny ones between."""
+    import numpy as np
+
+    noise = (0.002 * np.random.default_rng(3).standard_normal(8000)).astype(np.float32)
+    pieces = [librivox[1].audio, noise, librivox[4].audio, librivox[1].audio]
+    results = engine.transcribe_many(pieces)
+    for i in (0, 2, 3):
+        assert len(results[i].text.split()) >= 5, (i, results[i].text)
+
+
+def test_segments_across_a_gap_mark_their_pieces() -> None:
+    from sipscribe.asr.whisper import pieces_spanned_together
+
+    spans = [(0.0, 3.0), (4.0, 7.0), (8.0, 9.0)]
+    assert pieces_spanned_together([(0.0, 3.0), (4.1, 6.9), (8.0, 9.0)], spans) == set()
+    assert pieces_spanned_together([(0.0, 6.5), (8.0, 9.0)], spans) == {0, 1}
+    assert pieces_spanned_together([(2.9, 4.1)], spans) == set(), "edges within tolerance"
+
+
+def test_identical_neighbours_are_not_merged(engine, librivox) -> None:  # type: ignore[no-untyped-def]
+    """Five calls saying the same sentence at once: each gets the sentence exactly once."""
+    rec = librivox[4]
+    results = engine.transcribe_many([rec.audio] * 5)
+    for tr in results:
+        assert word_error_rate([rec.text], [tr.text]) <= 0.2, tr.text
+
+
+def test_pieces_with_foreign_words_are_flagged() -> None:
+    from sipscribe.asr.whisper import covers, repeats
+
+    sentence = "He might even have been made amiable himself.".split()
+    once = [Word(f" {t}", 0.2 + 0.3 * i, 0.45 + 0.3 * i, 0.9) for i, t in enumerate(sentence)]
+    twice = once + [Word(w.text, w.start + 0.01, w.end + 0.01, 0.9) for w in once]
+    assert covers(once, 3.0)
+    assert repeats(twice) and not covers(twice, 3.0)
+    assert not repeats(once)
+    fast = [Word(" a", 0.1 * i, 0.1 * i + 0.05, 0.9) for i in range(20)]
+    assert not covers(fast, 2.4), "20 words in 2 s of speech"

@@ -108,7 +108,8 @@ def score(events, placed, call_id):  # type: ignore[no-untyped-def]
         assert {u.channel for u in hits} <= {p.channel}, (call_id, p, hits)
         refs.append(p.text)
         hyps.append(" ".join(u.text for u in hits))
-    return word_error_rate(refs, hyps), utts
+    detail = "\n".join(f"  ref: {r}\n  hyp: {h}" for r, h in zip(refs, hyps, strict=True))
+    return word_error_rate(refs, hyps), detail
 
 
 @pytest.fixture
@@ -134,8 +135,8 @@ async def test_every_codec_with_loss_reorder_jitter(ctx: PipelineContext, corpus
     while not sub.queue.empty():
         events.append(sub.queue.get_nowait())
     for codec, (_, reports, stats) in zip(codecs, outs, strict=True):
-        wer, _utts = score(events, placed, f"call-{codec}")
-        assert wer <= 0.15, (codec, wer)
+        wer, detail = score(events, placed, f"call-{codec}")
+        assert wer <= 0.15, f"{codec}: WER {wer:.3f}\n{detail}"
         for st, rep in zip(stats, reports, strict=True):
             assert st["lost"] >= rep.dropped * 0.5, (codec, st, rep)
             assert st["duplicated"] >= 1 or rep.duplicated == 0

@@ -6,6 +6,17 @@ silence gap between them and hands each word back to the utterance whose time sp
 its midpoint (measured: ~1.9x throughput at equal WER, see ``bench/asr.py``). Words are
 never shared across utterances: each word lands in exactly one piece or is dropped when
 it falls wholly inside a gap (Whisper's occasional filler there).
+
+Two failure modes of packing are caught and repaired by recognising the affected
+pieces again on their own (``pack_retries`` counts them):
+- Whisper stops decoding early (it predicts the end of speech at a gap): a piece with
+  no words, or whose words span less than half of it, lost speech.
+- Whisper decodes two pieces as one segment running across the silence between them
+  (likeliest when neighbours sound alike): word times inside such a segment cannot be
+  trusted to fall on the right side of the gap, so every piece it touches is redone.
+- A piece gets more words than it can hold: faster than anyone speaks
+  (``MAX_WORDS_PER_S``) or a run of words repeated back to back, Whisper's signature
+  when a neighbour's words are pulled in (or hallucinated).
 """
 
 from __future__ import annotations
@@ -29,6 +40,12 @@ log = logging.getLogger(__name__)
 PACK_WINDOW_S = 28.0
 #: Silence between packed utterances, so words do not run across a boundary.
 PACK_GAP_S = 1.0
+#: A packed piece whose words span less than this share of it is recognised alone.
+MIN_PACK_COVERAGE = 0.5
+#: Faster than this (words per second of speech), a packed piece holds foreign words.
+MAX_WORDS_PER_S = 5.0
+#: Pre-roll plus trailing pad the endpointer adds around speech (no words expected there).
+_PAD_S = 0.4
 
 _MODEL_CACHE: dict[tuple[str, str, int, int], Any] = {}
 _MODEL_LOCK = threading.Lock()
@@ -70,6 +87,7 @@ class WhisperEngine:
         started = time.perf_counter()
         self._model = _load(model, compute_type, threads, workers, download_root)
         self.load_seconds = time.perf_counter() - started
+        self.pack_retries = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> WhisperEngine:
@@ -114,13 +132,26 @@ class WhisperEngine:
                 results[i] = self.transcribe(arrays[i], language=language)
                 continue
             window, spans = pack_window([arrays[i] for i in group])
-            words, lang, _ = self._run(window, language)
-            for i, piece_words in zip(group, assign_words(words, spans), strict=True):
-                results[i] = Transcript.from_words(piece_words, language=lang)
+            words, lang, _, segments = self._run_segments(window, language)
+            merged = pieces_spanned_together(segments, spans)
+            for k, (i, piece_words) in enumerate(
+                zip(group, assign_words(words, spans), strict=True)
+            ):
+                if k not in merged and covers(piece_words, arrays[i].size / ASR_SAMPLE_RATE):
+                    results[i] = Transcript.from_words(piece_words, language=lang)
+                else:
+                    self.pack_retries += 1
+                    results[i] = self.transcribe(arrays[i], language=language)
         return [r for r in results if r is not None]
 
     # -- internals ----------------------------------------------------------------------
     def _run(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str, str]:
+        words, lang, text, _ = self._run_segments(audio, language)
+        return words, lang, text
+
+    def _run_segments(
+        self, audio: np.ndarray, language: str | None
+    ) -> tuple[list[Word], str, str, list[tuple[float, float]]]:
         opts = self.options
         try:
             segments, info = self._model.transcribe(
@@ -148,11 +179,54 @@ class WhisperEngine:
                         probability=float(w.probability),
                     )
                 )
-        return words, info.language, "".join(texts).strip()
+        bounds = [(float(seg.start), float(seg.end)) for seg in segments]
+        return words, info.language, "".join(texts).strip(), bounds
 
 
 def _mean_prob(words: Sequence[Word]) -> float | None:
     return float(np.mean([w.probability for w in words])) if words else None
+
+
+def pieces_spanned_together(
+    segments: Sequence[tuple[float, float]],
+    spans: Sequence[tuple[float, float]],
+    *,
+    tolerance_s: float = 0.25,
+) -> set[int]:
+    """Indices of pieces that share a Whisper segment with another piece."""
+    out: set[int] = set()
+    for s_start, s_end in segments:
+        touched = [
+            k
+            for k, (a, b) in enumerate(spans)
+            if min(s_end, b) - max(s_start, a) > tolerance_s
+        ]
+        if len(touched) > 1:
+            out.update(touched)
+    return out
+
+
+def covers(words: Sequence[Word], duration_s: float) -> bool:
+    """Whether a packed piece's words plausibly account for its speech."""
+    speech = duration_s - _PAD_S
+    if words and (len(words) > MAX_WORDS_PER_S * max(speech, 1.0) or repeats(words)):
+        return False
+    if speech < 0.5:  # too short to judge; a click or a single short word
+        return True
+    if not words:
+        return False
+    return (words[-1].end - words[0].start) >= MIN_PACK_COVERAGE * speech
+
+
+def repeats(words: Sequence[Word], *, min_run: int = 4) -> bool:
+    """Whether some run of ``min_run`` or more words is immediately repeated."""
+    toks = [w.text.strip().lower().strip(".,!?;:") for w in words]
+    n = len(toks)
+    for size in range(min_run, n // 2 + 1):
+        for i in range(n - 2 * size + 1):
+            if toks[i : i + size] == toks[i + size : i + 2 * size]:
+                return True
+    return False
 
 
 def plan_packs(

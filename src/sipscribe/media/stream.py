@@ -20,7 +20,7 @@ import numpy as np
 
 from sipscribe.media.codecs import CodecError, Decoder, UnsupportedCodec, get_decoder
 from sipscribe.media.dtmf import DtmfEvent, DtmfReceiver
-from sipscribe.media.errors import DtmfError, MediaError, RtcpError, SrtpAuthError, SrtpError
+from sipscribe.media.errors import DtmfError, MediaError, RtcpError, SrtpError, SrtpReplayError
 from sipscribe.media.jitterbuffer import Gap, JitterBuffer
 from sipscribe.media.ports import PortAllocator
 from sipscribe.media.resample import resample
@@ -130,14 +130,11 @@ class MediaStream:
         if self._srtp is not None:
             try:
                 data = self._srtp.unprotect(data)
-            except SrtpAuthError:
-                self.stats.auth_failures += 1
+            except SrtpReplayError:
+                self.stats.replayed += 1
                 return
-            except SrtpError as exc:
-                if "replay" in str(exc):
-                    self.stats.replayed += 1
-                else:
-                    self.stats.auth_failures += 1
+            except SrtpError:  # authentication failure or unusable packet: never decoded
+                self.stats.auth_failures += 1
                 return
         try:
             packet = RtpPacket.parse(data)
@@ -158,8 +155,7 @@ class MediaStream:
         if pt not in self.config.payload_types:
             self.unknown_payload += 1
             return
-        self.stats.record_arrival(packet, now_ms)
-        self._play(self.jitter.push(packet, now_ms))
+        self._play(self.jitter.push(packet, now_ms))  # the buffer records arrival stats
 
     def receive_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         if self._srtp is not None:
