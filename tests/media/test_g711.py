@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.media.media_helpers import load_capture
 
 from sipscribe.media.codecs.g711 import (
     ALAW_TO_LINEAR,
@@ -20,6 +19,7 @@ from sipscribe.media.codecs.g711 import (
 )
 from sipscribe.media.errors import CodecError
 from sipscribe.media.rtp import RtpPacket
+from tests.media.media_helpers import load_capture
 
 
 @pytest.fixture(scope="module")

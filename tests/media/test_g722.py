@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.media.media_helpers import aligned_correlation, ffmpeg_encode
 
 from sipscribe.media.codecs.g722 import G722Decoder
 from sipscribe.media.errors import CodecError
+from tests.media.media_helpers import aligned_correlation, ffmpeg_encode
 
 
 def test_rates() -> None:

@@ -4,11 +4,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.media.media_helpers import aligned_correlation, envelope_correlation, spectral_correlation
 
 from sipscribe.media.codecs import g729
 from sipscribe.media.codecs.g729 import Bcg729Encoder, G729Decoder, split_frames
 from sipscribe.media.errors import CodecError
+from tests.media.media_helpers import (
+    aligned_correlation,
+    envelope_correlation,
+    spectral_correlation,
+)
 
 needs_bcg729 = pytest.mark.skipif(
     not g729.BCG729_AVAILABLE, reason="libbcg729-0 is not installed (apt-get install libbcg729-0)"

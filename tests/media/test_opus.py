@@ -7,6 +7,11 @@ import pytest
 import soxr
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from sipscribe.media.codecs import opus
+from sipscribe.media.codecs.opus import OpusDecoder
+from sipscribe.media.errors import CodecError, UnsupportedCodec
+from sipscribe.media.rtp import RtpPacket
 from tests.media.media_helpers import (
     aligned_correlation,
     envelope_correlation,
@@ -14,11 +19,6 @@ from tests.media.media_helpers import (
     load_capture,
     spectral_correlation,
 )
-
-from sipscribe.media.codecs import opus
-from sipscribe.media.codecs.opus import OpusDecoder
-from sipscribe.media.errors import CodecError, UnsupportedCodec
-from sipscribe.media.rtp import RtpPacket
 
 needs_libopus = pytest.mark.skipif(
     not opus.LIBOPUS_AVAILABLE, reason="libopus0 is not installed (apt-get install libopus0)"

@@ -6,7 +6,6 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.media.media_helpers import load_capture
 
 from sipscribe.media.rtcp import (
     ReportBlock,
@@ -22,6 +21,7 @@ from sipscribe.media.rtcp import (
     SdesItem,
     serialize_compound,
 )
+from tests.media.media_helpers import load_capture
 
 BLOCK = ReportBlock(
     ssrc=0x01020304,

@@ -7,7 +7,6 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.media.media_helpers import load_capture
 
 from sipscribe.media.rtp import (
     ExtensionElement,
@@ -16,6 +15,7 @@ from sipscribe.media.rtp import (
     RtpPacket,
     is_rtcp,
 )
+from tests.media.media_helpers import load_capture
 
 
 def header(first: int = 0x80, second: int = 0, seq: int = 1, ts: int = 2, ssrc: int = 3) -> bytes:

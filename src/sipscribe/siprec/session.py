@@ -22,7 +22,12 @@ from sipscribe.siprec.errors import SiprecError
 from sipscribe.siprec.metadata import RecordingMetadata, merge_metadata, parse_metadata
 from sipscribe.siprec.multipart import parse_recording_body
 from sipscribe.siprec.roles import RoleConfig, RoleDecision, assign_roles
-from sipscribe.siprec.vendors import DEFAULT_ID_PRIORITY, VendorInfo, external_id, extract_vendor_info
+from sipscribe.siprec.vendors import (
+    DEFAULT_ID_PRIORITY,
+    VendorInfo,
+    external_id,
+    extract_vendor_info,
+)
 
 
 class NotSiprec(SiprecError):
