@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class ConfigError(ValueError):
@@ -37,12 +37,30 @@ class Settings(BaseSettings):
     # SIP / SIPREC
     sip_host: str = "0.0.0.0"
     sip_port: int = Field(default=5060, ge=0, le=65535)
+    sip_advertise: str | None = None  # host in Via/Contact; default: sip_host or 127.0.0.1
     auto_start: bool = True
     record_plain_calls: bool = False
     max_sessions: int = Field(default=1000, ge=1)
+    #: Source networks allowed to send INVITEs (comma-separated CIDRs); empty: everyone.
+    sip_allow_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: INVITEs per second per source address before 503.
+    sip_rate_per_source: float = Field(default=50.0, gt=0)
+    #: Role decisions: AOR regexes naming agents/customers, who the calling party is, and
+    #: the m-line order to fall back on (CUSTOMER_FIRST or AGENT_FIRST).
+    agent_aor_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    customer_aor_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    calling_party_role: Literal["agent", "customer"] = "customer"
+    media_line_fallback: Literal["CUSTOMER_FIRST", "AGENT_FIRST"] = "CUSTOMER_FIRST"
+    #: Tenant that SIPREC calls belong to.
+    sip_tenant: str = "default"
+    #: Seconds SIGTERM waits for active calls before ending them.
+    drain_timeout_s: float = Field(default=30.0, ge=0)
 
     # RTP
     rtp_host: str = "0.0.0.0"
+    rtp_advertise: str | None = None  # address in our SDP answers; default: towards the peer
+    #: Keep a WAV per stream under data_dir/recordings.
+    record_audio: bool = False
     rtp_port_min: int = Field(default=16384, ge=1024, le=65534)
     rtp_port_max: int = Field(default=32767, ge=1025, le=65535)
     jitter_buffer_ms: int = Field(default=60, ge=0, le=1000)
@@ -66,6 +84,14 @@ class Settings(BaseSettings):
     # logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    @field_validator("sip_allow_cidrs", "agent_aor_patterns", "customer_aor_patterns",
+                     mode="before")
+    @classmethod
+    def _split_cidrs(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [c.strip() for c in v.split(",") if c.strip()]
+        return v
 
     @field_validator("rtp_port_max")
     @classmethod

@@ -54,9 +54,7 @@ def is_siprec_request(headers: Any, body: bytes, content_type: str | None) -> bo
     contact = ",".join(headers.get_all("Contact")).lower()
     if "siprec" in require or "siprec" in supported or "+sip.src" in contact:
         return True
-    return bool(
-        content_type and "multipart" in content_type.lower() and b"rs-metadata" in body
-    )
+    return bool(content_type and "multipart" in content_type.lower() and b"rs-metadata" in body)
 
 
 @dataclass(frozen=True)
@@ -118,8 +116,9 @@ class RecordingSession:
                 "this server records SIPREC sessions only"
             )
         if not body:
-            raise SiprecError("INVITE without an SDP offer (offerless INVITE not supported)",
-                              status=488)
+            raise SiprecError(
+                "INVITE without an SDP offer (offerless INVITE not supported)", status=488
+            )
         recording = parse_recording_body(body, content_type)
         try:
             offer = SessionDescription.parse(recording.sdp)
@@ -141,11 +140,16 @@ class RecordingSession:
     @property
     def audio_mlines(self) -> int:
         """How many local ports an answer may need (one per audio m-line with a port)."""
-        return sum(1 for m in self.offer.media if m.media == "audio" and m.port != 0)
+        return sum(1 for m in self.offer.media if m.kind == "audio" and m.port != 0)
 
     def answer(self, *, address: str, ports: Callable[[], int] | list[int]) -> Answer:
-        ans = build_answer(self.offer, address=address, ports=ports, codecs=self.config.codecs,
-                           previous=self.last_answer)
+        ans = build_answer(
+            self.offer,
+            address=address,
+            ports=ports,
+            codecs=self.config.codecs,
+            previous=self.last_answer,
+        )
         self.last_answer = ans
         self._held = {s.mline_index: _is_hold(s) for s in ans.accepted}
         return ans
@@ -197,10 +201,10 @@ class RecordingSession:
             roles_changed = True
         previous = self.last_answer
         self.offer = offer
-        answer = build_answer(offer, address=address, ports=ports, codecs=self.config.codecs,
-                              previous=previous)
-        new_roles = assign_roles(offer, self.metadata, vendor=self.vendor,
-                                 config=self.config.roles)
+        answer = build_answer(
+            offer, address=address, ports=ports, codecs=self.config.codecs, previous=previous
+        )
+        new_roles = assign_roles(offer, self.metadata, vendor=self.vendor, config=self.config.roles)
         if new_roles.to_dict() != self.roles.to_dict():
             roles_changed = True
         self.roles = new_roles
@@ -223,7 +227,10 @@ class RecordingSession:
                 elif was and not now:
                     changes.append(StreamChange(idx, label, "resumed", new))
                 elif (old.remote_address, old.remote_port, old.payload_types, old.crypto) != (
-                    new.remote_address, new.remote_port, new.payload_types, new.crypto
+                    new.remote_address,
+                    new.remote_port,
+                    new.payload_types,
+                    new.crypto,
                 ):
                     changes.append(StreamChange(idx, label, "updated", new))
                 self._held[idx] = now
