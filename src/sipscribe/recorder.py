@@ -35,6 +35,7 @@ from sipscribe.media.stream import (
     output_rate,
 )
 from sipscribe.pipeline.call import CallPipeline, PipelineContext, StreamPipeline
+from sipscribe.pipeline.events import CallUpdated
 from sipscribe.sip.endpoint import SipEndpoint
 from sipscribe.sip.events import (
     AckReceived,
@@ -469,6 +470,7 @@ class Recorder:
                 for idx, live in call.streams.items():
                     info = session.roles.for_mline(idx)
                     live.pipeline.role = info.role if info else None
+                call.pipeline.emit(CallUpdated(call.call_id, session.describe()))
             extra = list(by_port.values())
             self._report_streams()
             self._respond(

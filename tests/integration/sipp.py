@@ -183,3 +183,27 @@ async def wait_transcript(server: Server, timeout: float = 120) -> tuple[dict, l
                 return detail, r.json()["data"]["payload"]
         await asyncio.sleep(0.25)
     raise AssertionError("call transcript not stored in time")
+
+
+def compose(
+    tmp: Path, name: str, steps: list[tuple[str, dict[str, str]] | int], **subs: str
+) -> Path:
+    """A scenario from fragments: ``("invite", {}), 1500 (a pause in ms), ("bye", {...})``."""
+    parts = [
+        '<?xml version="1.0" encoding="ISO-8859-1" ?>',
+        '<!DOCTYPE scenario SYSTEM "sipp.dtd">',
+        f'<scenario name="{name}">',
+    ]
+    for step in steps:
+        if isinstance(step, int):
+            parts.append(f'  <pause milliseconds="{step}"/>')
+            continue
+        fragment, local = step
+        text = (DATA / "fragments" / f"{fragment}.xml").read_text()
+        for key, value in {**subs, **local}.items():
+            text = text.replace(key, value)
+        parts.append(text)
+    parts.append("</scenario>")
+    out = tmp / f"{name}.xml"
+    out.write_text("\n".join(parts))
+    return out

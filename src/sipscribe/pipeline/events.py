@@ -127,6 +127,24 @@ class StreamStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class CallUpdated:
+    """Something about the call changed mid-call (metadata update, transfer, new roles)."""
+
+    type: ClassVar[str] = "call.updated"
+    call_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=utcnow)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "call_id": self.call_id,
+            "metadata": self.metadata,
+            "at": _iso(self.at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class CallEnded:
     type: ClassVar[str] = "call.ended"
     call_id: str

@@ -20,6 +20,7 @@ from sipscribe.pipeline.bus import Subscription
 from sipscribe.pipeline.events import (
     CallEnded,
     CallStarted,
+    CallUpdated,
     DtmfReceived,
     PipelineEvent,
     StreamStarted,
@@ -117,6 +118,8 @@ class StoreSink:
                     channel=event.channel,
                     stream_id=event.stream_id,
                 )
+            elif isinstance(event, CallUpdated):
+                await self._call_updated(s, event, tenant)
             elif isinstance(event, CallEnded):
                 call = await calls_q.get_call(s, call_id=event.call_id, tenant_id=tenant)
                 if call is not None and call.source != "upload":
@@ -126,6 +129,29 @@ class StoreSink:
                     await calls_q.set_transcription_state(
                         s, call_id=event.call_id, tenant_id=tenant, state="speech_stored"
                     )
+
+    async def _call_updated(self, s: Any, event: CallUpdated, tenant: str) -> None:
+        """Append the new role decision (the history shows how roles changed) and parties."""
+        call = await calls_q.get_call(s, call_id=event.call_id, tenant_id=tenant)
+        if call is None:
+            return
+        meta = event.metadata or {}
+        roles = meta.get("roles")
+        if roles:
+            history = list(call.role_decisions or [])
+            history.append(roles)
+            await calls_q.update_call(
+                s, call_id=event.call_id, tenant_id=tenant, changes={"role_decisions": history}
+            )
+        for p in meta.get("participants", []):
+            await calls_q.upsert_participant(
+                s,
+                call_id=event.call_id,
+                participant_id=p["id"],
+                aor=p.get("aor"),
+                name=p.get("name"),
+                role=_role_of(p["id"], roles),
+            )
 
     async def _call_started(self, s: Any, event: CallStarted) -> None:
         tenant = event.tenant_id or self.default_tenant_id
