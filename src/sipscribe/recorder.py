@@ -562,7 +562,9 @@ class Recorder:
             call.pending = None
         return call
 
-    def stop_streaming(self, guid: str) -> LiveCall:
+    async def stop_streaming(self, guid: str, *, settle_timeout: float = 30.0) -> LiveCall:
+        """Pause transcription and wait until what was said before the stop is recognised,
+        so the caller's summary counts every transcript (requests meanwhile get 409-202)."""
         call = self._streaming_target(guid)
         if not call.streaming:
             raise StreamingError("409-201", f"streaming already stopped for {guid}")
@@ -571,6 +573,8 @@ class Recorder:
             call.streaming = False
             for idx in call.streams:
                 self._apply_activity(call, idx)
+            waits = [live.pipeline.settle() for live in call.streams.values()]
+            await asyncio.wait_for(asyncio.gather(*waits), settle_timeout)
         finally:
             call.pending = None
         return call

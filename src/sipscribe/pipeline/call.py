@@ -94,6 +94,9 @@ class StreamPipeline:
         self._consumer = asyncio.create_task(self._consume(), name=f"stream-{stream_id}")
         self._paused = False
         self._closed = False
+        self._inflight = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
         self.input_samples = 0
         self.paused_samples = 0
         self.utterances = 0
@@ -190,7 +193,13 @@ class StreamPipeline:
         for seg in segments:
             lag_s = (self._endpointer.position - seg.speech_end) / ASR_SAMPLE_RATE
             fut = pool.submit(seg.audio, key=self.call.call_id, language=self.call.language)
+            self._inflight += 1
+            self._settled.clear()
             self._pending.put_nowait((seg, fut, now - timedelta(seconds=lag_s)))
+
+    async def settle(self) -> None:
+        """Wait until every utterance submitted so far has been recognised and emitted."""
+        await self._settled.wait()
 
     async def _consume(self) -> None:
         while (item := await self._pending.get()) is not None:
@@ -207,11 +216,13 @@ class StreamPipeline:
                     self.stream_id,
                     exc,
                 )
-                continue
-            if not transcript.text:
-                continue
-            self.utterances += 1
-            self.call.emit_utterance(self, seg, transcript, speech_ended_at)
+                transcript = None
+            if transcript is not None and transcript.text:
+                self.utterances += 1
+                self.call.emit_utterance(self, seg, transcript, speech_ended_at)
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._settled.set()
 
     def _open_recording(self, root: Path) -> None:
         folder = root / _safe(self.call.call_id)

@@ -35,7 +35,7 @@ class StreamingControl(Protocol):
     def start_streaming(
         self, guid: str, *, media_line_order: str | None = None, language: str | None = None
     ) -> Any: ...
-    def stop_streaming(self, guid: str) -> Any: ...
+    async def stop_streaming(self, guid: str) -> Any: ...
 
 
 class AutotranscribeParams(BaseModel):
@@ -196,7 +196,7 @@ async def stop_streaming(
     from sipscribe.recorder import StreamingError
 
     try:
-        control.stop_streaming(body.guid)
+        await control.stop_streaming(body.guid)
     except StreamingError as exc:
         return _error(request, exc.code, exc.message)
     except Exception:
