@@ -181,6 +181,7 @@ class Server:
             raise RuntimeError(f"HTTP server did not start on {s.http_host}:{s.http_port}")
         self.http_port = http.servers[0].sockets[0].getsockname()[1]
         self._tasks.append(asyncio.create_task(self._retention(database), name="retention"))
+        self._tasks.append(asyncio.create_task(self._media_metrics(metrics), name="metrics"))
         self.services = services
         self.buses = (raw_bus, public_bus)
         self.store_sink = store_sink
@@ -195,6 +196,29 @@ class Server:
             s.rtp_port_min,
             s.rtp_port_max,
         )
+
+    async def _media_metrics(self, metrics: Any, interval: float = 2.0) -> None:
+        """Fold every live stream's RTP counters into the Prometheus metrics."""
+        seen: dict[int, tuple[int, int]] = {}
+        while True:
+            await asyncio.sleep(interval)
+            alive: set[int] = set()
+            for call in list(self.recorder.calls.values()):
+                for live in list(call.streams.values()):
+                    stream = live.endpoint.stream
+                    if stream is None:
+                        continue
+                    key = id(stream)
+                    alive.add(key)
+                    st = stream.stats
+                    packets, lost = seen.get(key, (0, 0))
+                    metrics.rtp_packets.inc(max(0, st.packets - packets))
+                    metrics.rtp_packets_lost.inc(max(0, st.lost - lost))
+                    seen[key] = (st.packets, st.lost)
+                    metrics.rtp_jitter.set(st.jitter_ms / 1000)
+                    metrics.rtp_jitter_histogram.observe(st.jitter_ms / 1000)
+            for key in set(seen) - alive:
+                del seen[key]
 
     async def _retention(self, database: Any) -> None:
         from sipscribe.store.retention import apply_retention
@@ -236,7 +260,7 @@ class Server:
         if http is not None:
             http.should_exit = True
         for task in self._tasks:
-            if not task.done() and task.get_name() in ("retention",):
+            if not task.done() and task.get_name() in ("retention", "metrics"):
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for close in reversed(self._closers):

@@ -51,6 +51,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_transcribe)
 
+    k = sub.add_parser("keys", help="manage API keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create a key; prints the secret alone on stdout")
+    kc.add_argument("--tenant", required=True)
+    kc.add_argument("--scopes", required=True, help="comma-separated, e.g. calls.read,admin")
+    kc.add_argument("--name", default="")
+    kc.set_defaults(func=_cmd_keys_create)
+    kl = ksub.add_parser("list", help="list keys (never their secrets)")
+    kl.add_argument("--tenant")
+    kl.set_defaults(func=_cmd_keys_list)
+    kr = ksub.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("key_id")
+    kr.set_defaults(func=_cmd_keys_revoke)
+
     s = sub.add_parser("serve", help="run the SIPREC recorder, RTP, HTTP API and workers")
     s.add_argument("--http-port", type=int)
     s.add_argument("--sip-port", type=int)
@@ -145,16 +159,28 @@ class _Progress:
         self._bar.update(self._tasks[phase], completed=done, total=total)
 
 
+def _cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    from sipscribe import keys_cli
+
+    scopes = [x.strip() for x in args.scopes.split(",") if x.strip()]
+    return keys_cli.create(settings, args.tenant, scopes, args.name)
+
+
+def _cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    from sipscribe import keys_cli
+
+    return keys_cli.list_keys(settings, tenant=args.tenant)
+
+
+def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from sipscribe import keys_cli
+
+    return keys_cli.revoke(settings, args.key_id)
+
+
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {"http_port": args.http_port, "sip_port": args.sip_port}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    try:
-        from sipscribe.app import run
-    except ImportError:
-        print(
-            "sipscribe serve: the server (SIPREC, RTP, HTTP API) lands with the next issues; "
-            "`sipscribe transcribe FILE` works today.",
-            file=sys.stderr,
-        )
-        return 0
+    from sipscribe.app import run
+
     return run(settings)
