@@ -40,7 +40,6 @@ class Server:
 
         from sipscribe.api.main import create_app
         from sipscribe.api.metrics import Metrics
-        from sipscribe.api.routes.streaming import router as streaming_router
         from sipscribe.api.services import AppServices
         from sipscribe.asr.pool import AsrPool
         from sipscribe.asr.whisper import WhisperEngine
@@ -160,7 +159,7 @@ class Server:
             metrics=metrics,
         )
         services.streaming = recorder  # type: ignore[attr-defined]
-        app = create_app(s, services=services, extra_routers=[streaming_router])
+        app = create_app(s, services=services)
         config = uvicorn.Config(
             app,
             host=s.http_host,

@@ -541,7 +541,14 @@ class Recorder:
         return guid in self._recent_ended
 
     def start_streaming(
-        self, guid: str, *, media_line_order: str | None = None, language: str | None = None
+        self,
+        guid: str,
+        *,
+        media_line_order: str | None = None,
+        language: str | None = None,
+        customer_id: str | None = None,
+        agent_id: str | None = None,
+        redaction_output: str | None = None,
     ) -> LiveCall:
         call = self._streaming_target(guid)
         if call.streaming:
@@ -555,6 +562,16 @@ class Recorder:
                     live.pipeline.role = info.role if info else None
             if language:
                 call.pipeline.language = language
+            call.customer_id = customer_id or call.customer_id
+            call.agent_id = agent_id or call.agent_id
+            call.redaction_output = redaction_output or call.redaction_output
+            update: dict[str, Any] = {
+                "parties": {"customer": call.customer_id, "agent": call.agent_id},
+                "redaction_output": call.redaction_output,
+            }
+            if media_line_order:
+                update["roles"] = call.session.roles.to_dict()
+            call.pipeline.emit(CallUpdated(call.call_id, update))
             call.streaming = True
             for idx in call.streams:
                 self._apply_activity(call, idx)

@@ -63,6 +63,7 @@ from sipscribe.intelligence.redaction import (
 from sipscribe.pipeline.events import (
     CallEnded,
     CallStarted,
+    CallUpdated,
     DtmfReceived,
     PipelineEvent,
     StreamStarted,
@@ -211,6 +212,10 @@ class EventRedactor:
             del self._calls[call.call_id]
             return out
         else:
+            if isinstance(event, CallUpdated):
+                mode = (event.metadata or {}).get("redaction_output")
+                if mode is not None:  # start-streaming chose the call's output mode
+                    call.policy = replace(call.policy, output=mode)
             call.queue.append(_Entry(event))
         return self._drain(call)
 

@@ -12,7 +12,15 @@ from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI
 
-from sipscribe.api.routes import calls, health, settings, summary, transcription
+from sipscribe.api.routes import (
+    calls,
+    health,
+    messages,
+    settings,
+    streaming,
+    summary,
+    transcription,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -20,6 +28,8 @@ ROUTERS: list[APIRouter] = [
     transcription.router,
     summary.router,
     settings.router,
+    streaming.router,
+    messages.router,
 ]
 
 

@@ -171,9 +171,6 @@ async def start_streaming(
     except Exception:
         log.exception("start-streaming %s failed", body.guid)
         return _error(request, "500-201", "internal error starting the stream")
-    call.customer_id = body.customerId
-    call.agent_id = body.agentId
-    call.redaction_output = body.autotranscribeParams.redactionOutput
     return JSONResponse({"isOk": True, "autotranscribeResponse": _role_streams(call, False)})
 
 
