@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from starlette.requests import Request
 
 from sipscribe.api.errors import request_id_of
@@ -122,6 +122,15 @@ class TranscriptSegment(BaseModel):
 class TranscriptionOut(BaseModel):
     speech_state: str
     payload: list[TranscriptSegment]
+    #: Why recognition or storing failed; present only when it did.
+    error: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_error(self, handler: Any) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("error") is None:
+            out.pop("error", None)
+        return out
 
 
 class TranscriptionStarted(BaseModel):

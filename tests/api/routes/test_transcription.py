@@ -126,7 +126,11 @@ async def test_failed_transcription_can_be_restarted_cleanly(api: Api) -> None:
     failed = await api.client.get(f"/api/v2/calls/{call_id}", headers=headers)
     assert failed.json()["data"]["transcription_state"] == "speech_recognition_failed"
     shown = await api.client.get(url(call_id), headers=headers)
-    assert shown.json()["data"] == {"speech_state": "speech_recognition_failed", "payload": []}
+    assert shown.json()["data"] == {
+        "speech_state": "speech_recognition_failed",
+        "payload": [],
+        "error": "RuntimeError: model missing",
+    }
     # A partial result of the failed attempt must not mix into the next one.
     tenant_id = await api.tenant_id()
     async with api.database.session() as s:

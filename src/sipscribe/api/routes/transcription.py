@@ -144,5 +144,6 @@ async def read_transcription(
     data = TranscriptionOut(
         speech_state=speech_state_of(call),
         payload=[TranscriptSegment(**s) for s in segments],
+        error=call.transcription_error,
     )
     return envelope(request, data)
