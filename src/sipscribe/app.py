@@ -31,6 +31,7 @@ class Server:
     settings: Settings
     http_port: int | None = None
     sip_port: int | None = None
+    sip_tls_port: int | None = None
     admin_key: str | None = None
     _closers: list[Any] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -141,7 +142,10 @@ class Server:
             on_streams=on_streams,
         )
         transport = SipTransport(endpoint, recorder.on_event)
-        await transport.listen(s.sip_host, s.sip_port)
+        await transport.listen(
+            s.sip_host, s.sip_port, tls_port=s.sip_tls_port, tls_context=s.sip_tls_context()
+        )
+        self.sip_tls_port = transport.tls_port
         recorder.pump = transport.pump
         self.sip_port = transport.udp_port
         self.recorder = recorder

@@ -6,6 +6,7 @@ Values come, in rising priority, from the embedded defaults, a TOML file given w
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
     sip_host: str = "0.0.0.0"
     sip_port: int = Field(default=5060, ge=0, le=65535)
     sip_advertise: str | None = None  # host in Via/Contact; default: sip_host or 127.0.0.1
+    #: SIP over TLS: a port (0: any free one) and our certificate chain and key (PEM);
+    #: with ``sip_tls_client_ca`` set, clients must present a certificate it signed.
+    sip_tls_port: int | None = Field(default=None, ge=0, le=65535)
+    sip_tls_cert: Path | None = None
+    sip_tls_key: Path | None = None
+    sip_tls_client_ca: Path | None = None
     auto_start: bool = True
     record_plain_calls: bool = False
     max_sessions: int = Field(default=1000, ge=1)
@@ -85,8 +92,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
-    @field_validator("sip_allow_cidrs", "agent_aor_patterns", "customer_aor_patterns",
-                     mode="before")
+    @field_validator(
+        "sip_allow_cidrs", "agent_aor_patterns", "customer_aor_patterns", mode="before"
+    )
     @classmethod
     def _split_cidrs(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -100,6 +108,22 @@ class Settings(BaseSettings):
         if v <= low:
             raise ValueError(f"rtp_port_max ({v}) must be above rtp_port_min ({low})")
         return v
+
+    def sip_tls_context(self) -> ssl.SSLContext | None:
+        """The server TLS context for SIP, or None when TLS is off."""
+        if self.sip_tls_port is None:
+            return None
+        if self.sip_tls_cert is None:
+            raise ConfigError("sip_tls_port is set but sip_tls_cert (PEM chain) is not")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(self.sip_tls_cert, self.sip_tls_key)
+            if self.sip_tls_client_ca is not None:
+                ctx.load_verify_locations(self.sip_tls_client_ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"SIP TLS certificate or key unusable: {exc}") from exc
+        return ctx
 
     @property
     def resolved_database_url(self) -> str:

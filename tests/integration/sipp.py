@@ -34,16 +34,17 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 async def start_server(tmp: Path, engine: Any, **overrides: Any) -> Server:
     base = 43000 + (free_port() % 200) * 100
-    settings = load_settings(
-        data_dir=tmp / "data",
-        http_port=0,
-        sip_port=0,
-        sip_host="127.0.0.1",
-        rtp_host="127.0.0.1",
-        rtp_port_min=base,
-        rtp_port_max=base + 99,
+    values = {
+        "data_dir": tmp / "data",
+        "http_port": 0,
+        "sip_port": 0,
+        "sip_host": "127.0.0.1",
+        "rtp_host": "127.0.0.1",
+        "rtp_port_min": base,
+        "rtp_port_max": base + 99,
         **overrides,
-    )
+    }
+    settings = load_settings(**values)
     server = Server(settings)
     await server.start(engine=engine)
     return server
