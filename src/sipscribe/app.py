@@ -80,6 +80,8 @@ class Server:
         pool = AsrPool(
             engine,
             workers=s.asr_workers,
+            max_batch=s.asr_max_batch,
+            warn_backlog_s=s.asr_warn_backlog_s,
             on_depth=lambda n, _backlog: metrics.asr_queue_depth.set(n),
         )
         await pool.start()

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     asr_workers: int = Field(default=1, ge=1)
     asr_compute_type: str = "int8"
     asr_beam_size: int = Field(default=1, ge=1)
+    #: Seconds of speech waiting for recognition before a "falling behind" warning is logged.
+    asr_warn_backlog_s: float = Field(default=60.0, gt=0)
+    #: Utterances packed into one recognition window at most.
+    asr_max_batch: int = Field(default=8, ge=1)
     model_cache_dir: Path | None = None  # None: data_dir / "models"
 
     # endpointing
