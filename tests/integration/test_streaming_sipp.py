@@ -101,10 +101,13 @@ async def test_start_stop_streaming(tmp_path: Path, engine, corpus) -> None:  # 
         assert r.status_code == 409 and code(r) == "409-201"
 
         await at(placed[2].end_s + 0.15)  # the turn's utterance is still open: stop flushes it
-        stop, concurrent = await asyncio.gather(
-            post(server, "stop-streaming", base),
-            _after(0.05, post(server, "start-streaming", base)),
-        )
+        stopping = asyncio.create_task(post(server, "stop-streaming", base))
+        for _ in range(2000):  # until the stop is being applied (it waits for recognition)
+            if call.pending == "stop" or stopping.done():
+                break
+            await asyncio.sleep(0.005)
+        concurrent = await post(server, "start-streaming", base)
+        stop = await stopping
         assert stop.status_code == 200, stop.json()
         assert concurrent.status_code == 409 and code(concurrent) == "409-202"
         summary = stop.json()["autotranscribeResponse"]
@@ -137,11 +140,6 @@ async def test_start_stop_streaming(tmp_path: Path, engine, corpus) -> None:  # 
         assert total == len(payload)
     finally:
         await server.stop(drain_timeout=1)
-
-
-async def _after(delay: float, coro):  # type: ignore[no-untyped-def]
-    await asyncio.sleep(delay)
-    return await coro
 
 
 async def test_streaming_needs_scope_and_tenant(tmp_path: Path, engine) -> None:  # type: ignore[no-untyped-def]

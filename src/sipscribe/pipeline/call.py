@@ -364,8 +364,12 @@ class CallPipeline:
         if self.ended:
             return
         self.ended = True
-        for sid in list(self.streams):
-            await self.remove_stream(sid)
+        streams = list(self.streams.values())
+        self.streams.clear()
+        # Streams flush in parallel; their stream.stopped events follow every utterance.
+        await asyncio.gather(*(stream.close() for stream in streams))
+        for stream in streams:
+            self.emit(StreamStopped(self.call_id, stream.stream_id, stream.stats()))
         duration = int((utcnow() - self._started_at).total_seconds() * 1000)
         self.emit(CallEnded(self.call_id, reason, self._sequence, duration))
         self._outbox.put_nowait(None)
