@@ -435,3 +435,28 @@ def test_redact_audio_errors() -> None:
         RedactionError, match=r"^PCM must be samples or samples × channels, not 3-D$"
     ):
         redact_audio(np.zeros((2, 2, 2)), 8000, [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a hesitation after "the one" does not turn the first digit into a pronoun
+        "the one um 0 um 0 um 000000 um triple zero um nine thanks",
+        # speech recognition inserted extra digits: the whole run goes, not a window of it
+        "My card number is four one one one one one one one one one one one one one one one"
+        " one one one one one one",
+        # recognised with thousands separators, longer than any card
+        "My card number is 4,111,111,111,111,111,111,111,111,111,111 ok",
+        # recognised without spaces, longer than any card
+        "call me at 4111111111111111111111",
+    ],
+)
+def test_card_runs_leave_no_digit_behind(text: str) -> None:
+    out = redact(text, find_sensitive(text))
+    assert not re.search(r"\d", out), out
+    assert not re.search(r"\b(one|zero|nine)\b", out.split("is")[-1]), out
+
+
+def test_long_reference_numbers_stay_readable() -> None:
+    text = "order 12345678901234567890123 shipped"
+    assert redact(text, find_sensitive(text)) == text

@@ -587,7 +587,11 @@ class _Text:
         if self.word(i) != "one" or self.word(i - 1) not in _ONE_PRONOUN_AFTER:
             return False
         j = i + 1
-        if j >= len(self.tokens) or j in skip or not self.joined_loosely(i, j):
+        while j < len(self.tokens) and self.tokens[j].word in HESITATIONS:
+            j += 1  # "the one, um, zero…": hesitations do not end a digit run
+        if j >= len(self.tokens) or j in skip:
+            return True
+        if not self.only_filler(self.tokens[i].end, self.tokens[j].start):
             return True
         nxt = self.tokens[j]
         return not (nxt.digits or nxt.word in NUMBER_WORDS)
@@ -651,13 +655,33 @@ class _Text:
 _Found = tuple[int, int, SensitiveKind]
 
 
+#: First digits of payment card numbers (ISO/IEC 7812 major industry identifiers 2-6).
+_CARD_FIRST_DIGITS = frozenset("23456")
+
+
 def _cards(t: _Text) -> list[_Found]:
+    """Luhn-valid 13-19 digit windows starting on a chunk; the whole run is masked.
+
+    Once a card is found in a run of digits, the rest of that run goes too: speech
+    recognition inserts and repeats digits ("four one one one one…" with one "one"
+    too many), and the digits next to a card number are its own digits shifted, never
+    safe to show. A single chunk longer than 19 digits (recognised without spaces) is a
+    card when a 13-19 digit prefix passes Luhn and starts with a card network digit.
+    """
     found: list[_Found] = []
     for run in t.loose_runs:
         chunks = run.chunks
+        hit = False
         for i, head in enumerate(chunks):
             if head.digits[0] == "0":
                 continue
+            if (
+                len(head.digits) > 19
+                and head.digits[0] in _CARD_FIRST_DIGITS
+                and any(luhn_ok(head.digits[:n]) for n in range(13, 20))
+            ):
+                hit = True
+                break
             digits = ""
             for j in range(i, len(chunks)):
                 digits += chunks[j].digits
@@ -665,6 +689,9 @@ def _cards(t: _Text) -> list[_Found]:
                     break
                 if len(digits) >= 13 and luhn_ok(digits):
                     found.append((head.start, chunks[j].end, SensitiveKind.CARD_NUMBER))
+                    hit = True
+        if hit and chunks:
+            found.append((chunks[0].start, chunks[-1].end, SensitiveKind.CARD_NUMBER))
     return found
 
 
