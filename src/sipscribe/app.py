@@ -41,9 +41,11 @@ class Server:
 
         from sipscribe.api.main import create_app
         from sipscribe.api.metrics import Metrics
+        from sipscribe.api.routes import conversations, exports, webhooks
         from sipscribe.api.services import AppServices
-        from sipscribe.asr.pool import AsrPool
+        from sipscribe.asr.pool import AsrPool, load_in_low_priority_thread
         from sipscribe.asr.whisper import WhisperEngine
+        from sipscribe.delivery.service import DeliveryService
         from sipscribe.intelligence.redacting_sink import RedactingSink
         from sipscribe.media.ports import PortAllocator
         from sipscribe.pipeline.bus import EventBus
@@ -76,12 +78,15 @@ class Server:
             self.admin_key = created[1]
 
         if engine is None:
-            engine = await asyncio.to_thread(WhisperEngine.from_settings, s)
+            engine = await load_in_low_priority_thread(
+                lambda: WhisperEngine.from_settings(s), s.asr_nice
+            )
         pool = AsrPool(
             engine,
             workers=s.asr_workers,
             max_batch=s.asr_max_batch,
             warn_backlog_s=s.asr_warn_backlog_s,
+            nice=s.asr_nice,
             on_depth=lambda n, _backlog: metrics.asr_queue_depth.set(n),
         )
         await pool.start()
@@ -100,6 +105,15 @@ class Server:
                 store_sink.run(public_bus.subscribe("store", reliable=True)), name="store"
             )
         )
+        delivery = DeliveryService(database, s, metrics)
+        await delivery.start()
+        self._closers.append(delivery.stop)
+        self._tasks.append(
+            asyncio.create_task(
+                delivery.run(public_bus.subscribe("delivery", reliable=True)), name="delivery"
+            )
+        )
+        self.delivery = delivery
 
         endpointer = EndpointerConfig.from_settings(s)
         ctx = PipelineContext(
@@ -165,7 +179,17 @@ class Server:
             metrics=metrics,
         )
         services.streaming = recorder  # type: ignore[attr-defined]
-        app = create_app(s, services=services)
+        services.on_summary_done = delivery.on_summary_ready
+        app = create_app(
+            s,
+            services=services,
+            extra_routers=[
+                webhooks.router,
+                exports.router,
+                conversations.router,
+            ],
+        )
+        app.state.delivery = delivery
         config = uvicorn.Config(
             app,
             host=s.http_host,
@@ -258,7 +282,7 @@ class Server:
         if hasattr(self, "buses"):
             await self.buses[1].close()
         for task in self._tasks:
-            if task.get_name() == "store":
+            if task.get_name() in ("store", "delivery"):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(task, 30)
         http = getattr(self, "_http", None)

@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id")
     kr.set_defaults(func=_cmd_keys_revoke)
 
+    e = sub.add_parser("export", help="export utterances of a time interval to a file")
+    from sipscribe import export_cli
+
+    export_cli.add_arguments(e)
+    e.set_defaults(func=_cmd_export)
+
     s = sub.add_parser("serve", help="run the SIPREC recorder, RTP, HTTP API and workers")
     s.add_argument("--http-port", type=int)
     s.add_argument("--sip-port", type=int)
@@ -176,6 +182,12 @@ def _cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from sipscribe import keys_cli
 
     return keys_cli.revoke(settings, args.key_id)
+
+
+def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from sipscribe import export_cli
+
+    return export_cli.run(settings, args)
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

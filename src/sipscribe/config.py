@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     asr_warn_backlog_s: float = Field(default=60.0, gt=0)
     #: Utterances packed into one recognition window at most.
     asr_max_batch: int = Field(default=8, ge=1)
+    #: How much lower than the receive loop the ASR threads run (0-19): under overload
+    #: recognition waits, RTP is never dropped.
+    asr_nice: int = Field(default=10, ge=0, le=19)
     model_cache_dir: Path | None = None  # None: data_dir / "models"
 
     # endpointing

@@ -134,3 +134,23 @@ async def test_real_model_many_calls_at_once(engine, corpus) -> None:  # type: i
         stats = pool.stats()
     assert word_error_rate([r.text for r in recs], [t.text for t in results]) <= 0.15
     assert stats.utterances == 9 and stats.batches < 9, "waiting utterances were packed"
+
+
+async def test_asr_threads_run_at_lower_priority() -> None:
+    """Overload must delay recognition, never starve the RTP receive loop."""
+    import os
+
+    from sipscribe.asr.pool import load_in_low_priority_thread
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    loaded = await load_in_low_priority_thread(lambda: os.getpriority(os.PRIO_PROCESS, 0), 5)
+    assert loaded == min(19, base + 5)
+
+    class NiceProbe(BatchRecorder):
+        def transcribe_many(self, audios, *, language=None):  # type: ignore[no-untyped-def]
+            return [Transcript(text=str(os.getpriority(os.PRIO_PROCESS, 0))) for _ in audios]
+
+    async with AsrPool(NiceProbe(), nice=7) as pool:
+        result = await asyncio.wait_for(pool.submit(utt(1), key="k"), 5)
+    assert int(result.text) == min(19, base + 7)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base, "the event loop thread is untouched"

@@ -24,7 +24,7 @@ from sipscribe.delivery.vcon import validate_vcon
 from sipscribe.store import webhooks as webhook_store
 from tests.delivery.certs import issue, make_ca
 from tests.delivery.helpers import Pipeline, add_target, call_events, eventually, tenant
-from tests.integration.webhook_receiver import ReceiverApp, Served, TlsFiles
+from tests.delivery.receiver import ReceiverApp, Served, TlsFiles
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from sipscribe.delivery.live import LiveFeed
 from sipscribe.delivery.service import DeliveryOptions
 from sipscribe.store import keys
 from tests.delivery.helpers import Pipeline, call_events, eventually, tenant
-from tests.integration.webhook_receiver import Served
+from tests.delivery.receiver import Served
 
 pytestmark = pytest.mark.integration
 
@@ -154,21 +154,22 @@ async def test_stream_token_and_auth_failures(database, db_settings) -> None:
             assert utterance_sequences(received) == [1, 2, 3]
 
             async def close_of(path: str, headers: dict | None = None) -> tuple[int, str]:
-                async with connect(f"ws://127.0.0.1:{server.port}{path}",
-                                   additional_headers=headers) as ws:
+                async with connect(
+                    f"ws://127.0.0.1:{server.port}{path}", additional_headers=headers
+                ) as ws:
                     with pytest.raises(ConnectionClosed) as info:
                         await asyncio.wait_for(ws.recv(), 5)
                 return info.value.rcvd.code, info.value.rcvd.reason
 
             stream = "/v1/conversations/call-tok/stream"
-            assert await close_of(stream) == (
-                4401, "send 'Authorization: Bearer <key>' or ?token="
-            )
+            assert await close_of(stream) == (4401, "send 'Authorization: Bearer <key>' or ?token=")
             assert await close_of(f"{stream}?token=forged.token") == (
-                4401, "stream token is malformed"
+                4401,
+                "stream token is malformed",
             )
             assert await close_of(stream, {"Authorization": f"Bearer {weak}"}) == (
-                4403, "API key lacks the scope 'calls.transcription.read'"
+                4403,
+                "API key lacks the scope 'calls.transcription.read'",
             )
             assert await close_of(
                 "/v1/conversations/nope/stream", {"Authorization": f"Bearer {secret}"}
@@ -176,9 +177,20 @@ async def test_stream_token_and_auth_failures(database, db_settings) -> None:
             token = stream_url.split("token=")[1]
             other = list(call_events("call-other", tenant_id, utterances=0))
             await pipeline.publish(other[:1])
-            await eventually(stored)
-            code, reason = await close_of(f"/v1/conversations/call-other/stream?token={token}")
-            assert code == 4404
+
+            async def other_stored() -> bool:
+                async with database.session() as s:
+                    from sipscribe.store.calls import get_call
+
+                    found = await get_call(s, call_id="call-other", tenant_id=tenant_id)
+                    return found is not None
+
+            await eventually(other_stored)
+            # A token for one call does not open another.
+            assert await close_of(f"/v1/conversations/call-other/stream?token={token}") == (
+                4404,
+                "no conversation call-other",
+            )
         finally:
             await server.stop()
 

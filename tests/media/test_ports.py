@@ -51,3 +51,18 @@ def test_never_hands_out_a_port_twice(ops: list[bool]) -> None:
         elif held:
             alloc.release(held.pop(0))
     assert alloc.in_use == len(held)
+
+
+async def test_rtp_sockets_get_a_large_receive_buffer() -> None:
+    import socket
+
+    from sipscribe.media.stream import MediaEndpoint
+
+    alloc = PortAllocator(46000, 46010)
+    ep = await MediaEndpoint.open("127.0.0.1", alloc)
+    try:
+        sock = ep._transports[0].get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 1 << 20
+    finally:
+        ep.close()
+    assert alloc.in_use == 0

@@ -127,6 +127,17 @@ async def run_summary(
             logger.exception("summary failed")
             await session.rollback()
             await summary_store.finish_summary(session, summary_id=summary_id, error=_reason(exc))
+            await _summary_done(services, call_id)
             return
         await summary_store.finish_summary(session, summary_id=summary_id, result=result)
     logger.info("summary processed")
+    await _summary_done(services, call_id)
+
+
+async def _summary_done(services: AppServices, call_id: str) -> None:
+    if services.on_summary_done is None:
+        return
+    try:
+        await services.on_summary_done(call_id)
+    except Exception:
+        log.exception("summary-done hook failed for call %s", call_id)

@@ -66,6 +66,8 @@ class AppServices:
     clock: Callable[[], float] = time.monotonic
     # /healthz answers 200 only once the composition root has started everything.
     ready: bool = False
+    # Told when a summary job ends (processed or failed), e.g. to send the call's bundle.
+    on_summary_done: Callable[[str], Coroutine[Any, Any, None]] | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
 
     def spawn(self, job: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from sipscribe.asr.base import ASR_SAMPLE_RATE, AsrEngine, Transcript
 from sipscribe.asr.whisper import PACK_GAP_S, PACK_WINDOW_S
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class AsrPool:
         gap_s: float = PACK_GAP_S,
         warn_backlog_s: float = 60.0,
         on_depth: Callable[[int, float], None] | None = None,
+        nice: int = 0,
     ) -> None:
         if workers < 1 or max_batch < 1:
             raise ValueError("workers and max_batch must be at least 1")
@@ -71,6 +76,7 @@ class AsrPool:
         self._gap = int(gap_s * ASR_SAMPLE_RATE)
         self.warn_backlog_s = warn_backlog_s
         self._on_depth = on_depth
+        self.nice = nice
         self._queues: OrderedDict[str, deque[_Job]] = OrderedDict()
         self._queued_samples = 0
         self._queued = 0
@@ -89,7 +95,12 @@ class AsrPool:
         if self._tasks:
             return
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="asr")
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.workers,
+            thread_name_prefix="asr",
+            initializer=lower_thread_priority,
+            initargs=(self.nice,),
+        )
         self._tasks = [
             asyncio.create_task(self._worker(i), name=f"asr-worker-{i}")
             for i in range(self.workers)
@@ -239,3 +250,37 @@ class AsrPool:
         elif backlog < self.warn_backlog_s / 2 and self._warned:
             self._warned = False
             log.info("ASR backlog recovered: %.1f s waiting", backlog)
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Make the calling thread (and threads it starts) yield the CPU to the event loop.
+
+    Recognition that falls behind only adds latency; a receive loop that falls behind
+    lets the kernel drop RTP. On Linux niceness is per thread and inherited by threads
+    created later (CTranslate2's workers), so this is called in the ASR threads and in
+    the thread that loads the model.
+    """
+    if nice <= 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
+    except (AttributeError, OSError) as exc:  # not Linux, or not permitted
+        log.debug("cannot lower ASR thread priority: %s", exc)
+
+
+async def load_in_low_priority_thread(factory: Callable[[], T], nice: int) -> T:
+    """Run ``factory`` (a model load) in a fresh thread whose priority is lowered first."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        lower_thread_priority(nice)
+        try:
+            result = factory()
+        except BaseException as exc:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(done.set_exception, exc)
+        else:
+            loop.call_soon_threadsafe(done.set_result, result)
+
+    threading.Thread(target=run, name="asr-load", daemon=True).start()
+    return await done

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: Tries at binding a port pair before giving up (ports taken by other programs).
 BIND_ATTEMPTS = 20
+#: Receive buffer per RTP socket: rides out event-loop stalls of several seconds (the
+#: kernel caps it at net.core.rmem_max) instead of dropping packets.
+RCVBUF_BYTES = 4 << 20
 
 
 class PcmSink(Protocol):
@@ -283,6 +287,7 @@ class MediaEndpoint:
                     transport, _ = await loop.create_datagram_endpoint(
                         lambda e=ep, r=rtcp: _RtpProtocol(e, r), local_addr=(host, port + offset)
                     )
+                    _enlarge_receive_buffer(transport)
                     ep._transports.append(transport)
                 return ep
             except OSError as exc:
@@ -336,3 +341,13 @@ class MediaEndpoint:
         if self._transports:
             self._transports = []
             self._allocator.release(self.port)
+
+
+def _enlarge_receive_buffer(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+    except OSError as exc:
+        log.debug("cannot enlarge the RTP receive buffer: %s", exc)

@@ -280,6 +280,8 @@ class UtteranceRecord(Base):
         CheckConstraint(_in("role", Role, nullable=True), name="role"),
         CheckConstraint("end_ms >= start_ms", name="span"),
         Index("ix_utterances_call_start", "call_id", "start_ms"),
+        # Batch export walks (created_at, id) across calls (migration 0002).
+        Index("ix_utterances_created", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -356,6 +358,9 @@ class WebhookTargetRecord(Base):
     events: Mapped[list[str]] = mapped_column(default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Delivery options (format, realtime policy, timeout, auth, TLS): ``delivery.targets``
+    # validates them; secrets inside are never shown by the API (migration 0002).
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
 
 class DeliveryRecord(Base):
@@ -382,3 +387,7 @@ class DeliveryRecord(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+    # The call the event belongs to: deliveries of one call to one target keep their order.
+    call_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # Retried until then, after which the entry fails (dead letter); None: no limit.
+    expires_at: Mapped[datetime | None]

@@ -14,11 +14,19 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sipscribe.store.models import DeliveryRecord, DeliveryState, WebhookTargetRecord, utcnow
+from sipscribe.store.models import (
+    CallRecord,
+    CallState,
+    DeliveryRecord,
+    DeliveryState,
+    TenantRecord,
+    WebhookTargetRecord,
+    utcnow,
+)
 
 MAX_ERROR_LENGTH = 2000
 
@@ -42,8 +50,11 @@ async def create_webhook_target(
     secret: str,
     events: Iterable[str] = (),
     enabled: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> WebhookTargetRecord:
-    """Add a target and commit; an empty ``events`` subscribes to every event type."""
+    """Add a target and commit; an empty ``events`` subscribes to every event type.
+
+    ``options`` is stored as given; ``sipscribe.delivery.targets`` validates it first."""
     if not secret:
         raise WebhookTargetError("webhook signing secret is empty")
     target = WebhookTargetRecord(
@@ -53,6 +64,7 @@ async def create_webhook_target(
         secret=secret,
         events=sorted(set(events)),
         enabled=enabled,
+        options=dict(options or {}),
     )
     session.add(target)
     await session.commit()
@@ -98,6 +110,7 @@ async def update_webhook_target(
     secret: str | None = None,
     events: Iterable[str] | None = None,
     enabled: bool | None = None,
+    options: dict[str, Any] | None = None,
 ) -> WebhookTargetRecord | None:
     """Change the given fields (None keeps one) and commit; None if no such target."""
     target = await get_webhook_target(session, target_id=target_id, tenant_id=tenant_id)
@@ -113,6 +126,9 @@ async def update_webhook_target(
         target.events = sorted(set(events))
     if enabled is not None:
         target.enabled = enabled
+    if options is not None:
+        # A new dict so SQLAlchemy sees the JSON column change.
+        target.options = dict(options)
     await session.commit()
     return target
 
@@ -276,3 +292,185 @@ async def record_delivery_failure(
         delivery.state = DeliveryState.FAILED.value
     await session.commit()
     return delivery
+
+
+# -- the delivery service's outbox ---------------------------------------------------------
+#
+# The functions below do not commit unless they say so: the delivery service (and any caller
+# that wants an event queued atomically with its own change) adds outbox entries inside its
+# transaction and commits once.
+
+
+async def add_deliveries(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    event_type: str,
+    payloads: dict[str, dict[str, Any]],
+    idempotency_key: str,
+    call_id: str | None = None,
+    expires_at: dict[str, datetime | None] | None = None,
+    now: datetime | None = None,
+) -> list[DeliveryRecord]:
+    """Queue one event for several targets (``payloads`` maps target id to its body, and
+    ``expires_at`` to when it stops being retried) without committing; targets that already
+    hold ``idempotency_key`` are skipped.
+
+    Returns only the new entries, flushed so they have their ids.
+    """
+    if not payloads:
+        return []
+    now = now or utcnow()
+    existing = set(
+        (
+            await session.execute(
+                select(DeliveryRecord.target_id).where(
+                    DeliveryRecord.idempotency_key == idempotency_key,
+                    DeliveryRecord.target_id.in_(list(payloads)),
+                )
+            )
+        ).scalars()
+    )
+    added: list[DeliveryRecord] = []
+    for target_id, payload in payloads.items():
+        if target_id in existing:
+            continue
+        delivery = DeliveryRecord(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            target_id=target_id,
+            event_type=event_type,
+            payload=payload,
+            idempotency_key=idempotency_key,
+            state=DeliveryState.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=None,
+            created_at=now,
+            delivered_at=None,
+            call_id=call_id,
+            expires_at=(expires_at or {}).get(target_id),
+        )
+        session.add(delivery)
+        added.append(delivery)
+    await session.flush()
+    return added
+
+
+async def pending_lanes(session: AsyncSession) -> list[tuple[str, str | None]]:
+    """Every ``(target_id, call_id)`` with pending deliveries: what a restart must resume."""
+    result = await session.execute(
+        select(DeliveryRecord.target_id, DeliveryRecord.call_id)
+        .where(DeliveryRecord.state == DeliveryState.PENDING.value)
+        .distinct()
+    )
+    return [(row[0], row[1]) for row in result]
+
+
+async def pending_in_lane(
+    session: AsyncSession, *, target_id: str, call_id: str | None, limit: int = 100
+) -> Sequence[DeliveryRecord]:
+    """Pending deliveries of one call to one target in the order they were queued."""
+    query = select(DeliveryRecord).where(
+        DeliveryRecord.target_id == target_id,
+        DeliveryRecord.state == DeliveryState.PENDING.value,
+    )
+    if call_id is None:
+        query = query.where(DeliveryRecord.call_id.is_(None))
+    else:
+        query = query.where(DeliveryRecord.call_id == call_id)
+    query = (
+        query.order_by(DeliveryRecord.created_at, DeliveryRecord.id)
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def redeliver(
+    session: AsyncSession,
+    *,
+    delivery_id: str,
+    tenant_id: str,
+    expires_at: datetime | None,
+    now: datetime | None = None,
+) -> DeliveryRecord | None:
+    """Put a delivery back in the queue (attempt count and error kept) and commit.
+
+    Works on failed and delivered entries alike (a receiver may have lost what it acknowledged);
+    None if there is no such delivery for the tenant.
+    """
+    delivery = await get_delivery(session, delivery_id=delivery_id, tenant_id=tenant_id)
+    if delivery is None:
+        return None
+    delivery.state = DeliveryState.PENDING.value
+    delivery.next_attempt_at = now or utcnow()
+    delivery.expires_at = expires_at
+    delivery.delivered_at = None
+    await session.commit()
+    return delivery
+
+
+async def expire_delivery(
+    session: AsyncSession, *, delivery_id: str, error: str
+) -> DeliveryRecord | None:
+    """Give up on a pending delivery without another attempt (it outlived its expiry) and
+    commit."""
+    delivery = await session.get(DeliveryRecord, delivery_id, populate_existing=True)
+    if delivery is None:
+        return None
+    delivery.state = DeliveryState.FAILED.value
+    delivery.next_attempt_at = None
+    delivery.last_error = error[:MAX_ERROR_LENGTH]
+    await session.commit()
+    return delivery
+
+
+async def tenant_of_call(session: AsyncSession, *, call_id: str) -> str | None:
+    """The tenant a call belongs to, for events that did not say (no tenant check: internal)."""
+    result = await session.execute(select(CallRecord.tenant_id).where(CallRecord.id == call_id))
+    return result.scalar_one_or_none()
+
+
+async def calls_awaiting_bundle(
+    session: AsyncSession, *, ended_since: datetime, limit: int = 500
+) -> list[tuple[str, str]]:
+    """``(call_id, tenant_id)`` of calls ended since ``ended_since`` whose completion bundle
+    was queued for no target yet (oldest first): what the delivery service re-checks on start.
+    """
+    queued = exists().where(
+        and_(
+            DeliveryRecord.call_id == CallRecord.id,
+            DeliveryRecord.event_type == "bundle",
+        )
+    )
+    result = await session.execute(
+        select(CallRecord.id, CallRecord.tenant_id)
+        .where(
+            CallRecord.state != CallState.ACTIVE.value,
+            CallRecord.ended_at.is_not(None),
+            CallRecord.ended_at >= ended_since,
+            ~queued,
+        )
+        .order_by(CallRecord.ended_at)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in result]
+
+
+async def target_for_delivery(
+    session: AsyncSession, *, target_id: str
+) -> tuple[WebhookTargetRecord, dict[str, Any]] | None:
+    """A target by id with its tenant's settings, for the delivery worker (which found the id
+    in its own outbox, so no tenant check); None once the target is deleted."""
+    result = await session.execute(
+        select(WebhookTargetRecord, TenantRecord.settings)
+        .join(TenantRecord, TenantRecord.id == WebhookTargetRecord.tenant_id)
+        .where(WebhookTargetRecord.id == target_id)
+        .execution_options(populate_existing=True)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    settings = row[1] if isinstance(row[1], dict) else {}
+    return row[0], settings

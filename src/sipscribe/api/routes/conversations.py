@@ -318,7 +318,10 @@ async def replay_messages(
 
 
 class _Sender:
-    """Sends each event at most once: utterances by sequence, others by identity."""
+    """Sends each event at most once: utterances by sequence, others by identity; on a resume
+    the client has every event positioned before its last utterance. (An event positioned *at*
+    it, i.e. right after that utterance, is sent again unless this session sent it: the client
+    cannot say whether it got it, and a duplicate it can drop is better than a gap.)"""
 
     def __init__(self, websocket: WebSocket, after: int | None) -> None:
         self.websocket = websocket
@@ -334,6 +337,9 @@ class _Sender:
                 return
             self.last_sequence = sequence
         elif key in self.sent:
+            return
+        elif int(message.get("sequence") or 0) < self.last_sequence:
+            # Before the client's last utterance, so it has it (the backlog holds older events).
             return
         self.sent.add(key)
         await self.websocket.send_json(message)
