@@ -23,7 +23,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,10 @@ def call_conversation(
         if not pool:
             pool = list(recordings)
             rng.shuffle(pool)
-        rec = pool[-1]
-        if pos + rec.duration_s + gap_s + lead_s > seconds:
+        fits = [k for k, r in enumerate(pool) if pos + r.duration_s + gap_s + lead_s <= seconds]
+        if not fits:
             break
-        pool.pop()
+        rec = pool.pop(fits[-1])  # the shuffled order, skipping turns too long to fit
         turns.append(rec)
         pos += rec.duration_s + gap_s
     if not turns:
@@ -112,11 +112,10 @@ class _Stream:
     ssrc: int
     seq0: int
     ts0: int
-    first_byte: int = 0x80
     pt: int = 0
     step: int = 160
     index: int = 0
-    errors: int = field(default=0)
+    errors: int = 0
 
 
 class PayloadCache:
@@ -227,7 +226,7 @@ async def send_streams(
 
 def _packet(st: _Stream, k: int) -> bytes:
     header = _HEADER.pack(
-        st.first_byte,
+        0x80,  # version 2, no padding, no extension, no CSRC
         st.pt | (0x80 if k == 0 else 0),
         (st.seq0 + k) & 0xFFFF,
         (st.ts0 + k * st.step) & 0xFFFFFFFF,
@@ -306,17 +305,32 @@ class LoopLagProbe:
             self.lags.append(max(0.0, loop.time() - t - self.period))
 
 
-def udp_socket_drops(ports: Iterable[int], *, host: str = "127.0.0.1") -> int:
-    """Datagrams the kernel dropped on our own bound sockets (``/proc/net/udp`` drops)."""
+@dataclass(frozen=True, slots=True)
+class UdpSocketState:
+    """The kernel's view of a set of our bound UDP sockets (``/proc/net/udp``)."""
+
+    #: Datagrams dropped on arrival (receive buffer full), summed over the sockets.
+    drops: int
+    #: Bytes waiting to be read (kernel accounting, headers included), summed.
+    queued_bytes: int
+    #: The most bytes waiting on any one socket: how far its reader is behind.
+    max_queued_bytes: int
+
+
+def udp_sockets(ports: Iterable[int], *, host: str = "127.0.0.1") -> UdpSocketState:
+    """Drops and read backlog of the sockets bound to ``host`` on ``ports``."""
     wanted = set(ports)
     ip = socket.inet_aton(host)[::-1].hex().upper()  # /proc shows IPv4 little-endian
-    total = 0
+    drops = queued = most = 0
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         cols = line.split()
         addr, _, port = cols[1].partition(":")
         if addr == ip and int(port, 16) in wanted:
-            total += int(cols[-1])
-    return total
+            drops += int(cols[-1])
+            rx = int(cols[4].partition(":")[2], 16)
+            queued += rx
+            most = max(most, rx)
+    return UdpSocketState(drops, queued, most)
 
 
 def snmp_udp_counters() -> dict[str, int]:
