@@ -6,8 +6,9 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian libraries the codecs load (Opus at 16 kHz, G.729 Annex B); PyAV is the fallback.
 RUNTIME_DEBS := libopus0 libbcg729-0
-# Debian packages the tests need: real speech recordings and the sipp SIP tester.
-TEST_DEBS := $(RUNTIME_DEBS) pocketsphinx-testdata sip-tester
+# Debian packages the tests need: real speech recordings, the sipp SIP tester, and a
+# speech synthesiser for sentences no recording has (card numbers for redaction).
+TEST_DEBS := $(RUNTIME_DEBS) pocketsphinx-testdata sip-tester espeak-ng
 
 .PHONY: serve test install install-dev debian-deps runtime-debs lint format bench clean
 

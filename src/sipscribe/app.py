@@ -46,6 +46,7 @@ class Server:
         from sipscribe.asr.pool import AsrPool, load_in_low_priority_thread
         from sipscribe.asr.whisper import WhisperEngine
         from sipscribe.delivery.service import DeliveryService
+        from sipscribe.intelligence.recording_redactor import RecordingRedactor
         from sipscribe.intelligence.redacting_sink import RedactingSink
         from sipscribe.media.ports import PortAllocator
         from sipscribe.pipeline.bus import EventBus
@@ -105,6 +106,14 @@ class Server:
                 store_sink.run(public_bus.subscribe("store", reliable=True)), name="store"
             )
         )
+        if getattr(s, "record_audio", False):
+            recording_redactor = RecordingRedactor()
+            self._tasks.append(
+                asyncio.create_task(
+                    recording_redactor.run(public_bus.subscribe("recordings", reliable=True)),
+                    name="recordings",
+                )
+            )
         delivery = DeliveryService(database, s, metrics)
         await delivery.start()
         self._closers.append(delivery.stop)
@@ -282,7 +291,7 @@ class Server:
         if hasattr(self, "buses"):
             await self.buses[1].close()
         for task in self._tasks:
-            if task.get_name() in ("store", "delivery"):
+            if task.get_name() in ("store", "delivery", "recordings"):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(task, 30)
         http = getattr(self, "_http", None)

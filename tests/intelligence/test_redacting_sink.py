@@ -82,14 +82,14 @@ def test_card_split_across_two_utterances_is_masked_in_both() -> None:
     r = EventRedactor()
     s = Sequencer()
     assert r.receive(CallStarted("c1", "siprec"), 0.0)[0].type == "call.started"
-    assert r.receive(s.utt("my card is 4111 1111", start_ms=0), 1.0) == []
+    assert r.receive(s.utt("yes it is 4111 1111", start_ms=0), 1.0) == []
     assert r.held == 1 and r.next_timer() == 1.0 + DEFAULT_HOLD_S
     out = r.receive(s.utt("1111 1111 thanks", start_ms=3000), 3.0)
-    assert texts(out) == ["my card is #### ####", "#### #### thanks"]
+    assert texts(out) == ["yes it is #### ####", "#### #### thanks"]
     assert r.held == 0 and r.next_timer() is None
     first, second = out
     assert isinstance(first, RedactedUtteranceEvent) and isinstance(first, UtteranceEvent)
-    assert [w.text for w in first.utterance.words] == [" my", " card", " is", " ####", " ####"]
+    assert [w.text for w in first.utterance.words] == [" yes", " it", " is", " ####", " ####"]
     assert first.redactions == (TimeSpan(900, 1500, K.CARD_NUMBER),)
     assert redacted(second).redactions == (TimeSpan(3000, 3600, K.CARD_NUMBER),)
     assert first.raw is None and first.raw_text is None
@@ -117,11 +117,11 @@ def test_hold_runs_out_and_a_late_second_half_is_still_masked(
     r = EventRedactor(hold_s=5.0)
     s = Sequencer()
     r.receive(CallStarted("c1", "siprec"), 0.0)
-    r.receive(s.utt("card 4111 1111", start_ms=0), 10.0)
+    r.receive(s.utt("it's 4111 1111", start_ms=0), 10.0)
     assert r.next_timer() == 15.0
     assert r.handle_timer(14.9) == []
     out = r.handle_timer(15.0)
-    assert texts(out) == ["card 4111 1111"]  # nothing said yet makes it a card
+    assert texts(out) == ["it's 4111 1111"]  # nothing said yet makes it a card
     assert r.next_timer() is None
     with caplog.at_level(logging.WARNING, logger="sipscribe.intelligence.redacting_sink"):
         out = r.receive(s.utt("1111 1111", start_ms=4000), 16.0)
@@ -142,9 +142,9 @@ def test_a_long_pause_or_another_sentence_ends_the_number() -> None:
     out = r.receive(s.utt("okay thanks", start_ms=22_000), 2.0)
     assert texts(out) == ["1111 1111", "okay thanks"]
     # an utterance that does not start with digits ends the chain as well
-    r.receive(s.utt("my card is 4111 1111", start_ms=30_000), 3.0)
+    r.receive(s.utt("the reference is 4111 1111", start_ms=30_000), 3.0)
     out = r.receive(s.utt("sorry, 1111 1111 1111 1111", start_ms=31_000), 4.0)
-    assert texts(out) == ["my card is 4111 1111"]
+    assert texts(out) == ["the reference is 4111 1111"]
 
 
 def test_other_channels_do_not_continue_a_number() -> None:
@@ -458,3 +458,13 @@ async def test_sink_aclose_flushes_what_is_held() -> None:
     await sink.aclose()
     assert [e.type for e in inner.events] == ["utterance", "dtmf"]
     assert digits(inner.events) == ["#"]
+
+
+def test_a_partial_number_after_card_is_masked_at_once() -> None:
+    """Recognition drops digits; after "card" a short run is cardholder data, not held."""
+    r = EventRedactor()
+    s = Sequencer()
+    r.receive(CallStarted("c1", "siprec"), 0.0)
+    out = r.receive(s.utt("my card number is 4-1-1, 1-1-1 1-1-1-1", start_ms=0), 1.0)
+    assert texts(out) == ["my card number is #-#-#, #-#-# #-#-#-#"]
+    assert r.held == 0

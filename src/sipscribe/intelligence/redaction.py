@@ -196,6 +196,13 @@ _ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
 
 _N_DIGIT = ("three", "3", "four", "4")
 _TRIGGER_PHRASES: dict[SensitiveKind, list[str]] = {
+    # After these, a run of 6-12 or 20+ digits is the card: recognition drops and
+    # inserts digits, and a partial card number is still cardholder data. A complete
+    # 13-19 digit run must pass Luhn (a number that fails it is not a card).
+    SensitiveKind.CARD_NUMBER: [
+        "card", "card number", "card no", "credit card", "debit card", "card num",
+        "long number", "number on the front", "visa", "mastercard", "amex",
+    ],
     SensitiveKind.CARD_EXPIRY: [
         "expiry", "expiration", "expires", "expire", "expired", "expiring", "exp",
         "valid thru", "valid through", "valid until", "valid till", "valid to",
@@ -943,6 +950,12 @@ def _is_amount(t: _Text, run: _Run) -> bool:
 def _value_candidates(t: _Text, kind: SensitiveKind) -> list[_Candidate]:
     if kind is SensitiveKind.CARD_EXPIRY:
         return _expiry_candidates(t)
+    if kind is SensitiveKind.CARD_NUMBER:
+        return [
+            _Candidate(run.first, run.last, run.start, run.end)
+            for run in t.loose_runs
+            if (6 <= len(run.digits) <= 12 or len(run.digits) > 19) and not _is_amount(t, run)
+        ]
     out = []
     for run in t.strict_runs:
         n = len(run.digits)
@@ -963,6 +976,7 @@ def _value_candidates(t: _Text, kind: SensitiveKind) -> list[_Candidate]:
 def _in_context(t: _Text, cards: list[_Found]) -> list[_Found]:
     """Values claimed by a trigger phrase: each trigger claims at most one value."""
     kinds = (
+        SensitiveKind.CARD_NUMBER,
         SensitiveKind.PIN,
         SensitiveKind.CVV,
         SensitiveKind.SSN,
