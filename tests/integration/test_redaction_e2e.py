@@ -146,7 +146,11 @@ async def test_spoken_card_number_never_leaves_the_server(tmp_path: Path, engine
 
         json_hooks = receiver.hooks("/json")
         vcon_hooks = receiver.hooks("/vcon")
-        assert any(r.json.get("type") == "transcript" for r in json_hooks)
+        transcripts = [r.json for r in json_hooks if r.json.get("type") == "transcript"]
+        # every utterance arrived, once, in order, in the media-gateway form
+        assert [t["sequence"] for t in transcripts] == list(range(1, len(payload) + 1))
+        assert {t["callId"] for t in transcripts} == {call.call_id}
+        assert all(t["autotranscribeResponse"]["message"] == "transcript" for t in transcripts)
         assert all(r.signature_ok for r in json_hooks), "webhooks are signed"
         for r in json_hooks + vcon_hooks:
             assert_clean(f"webhook {r.path}", r.body.decode())

@@ -196,9 +196,9 @@ _ORDINAL_SUFFIXES = frozenset({"st", "nd", "rd", "th"})
 
 _N_DIGIT = ("three", "3", "four", "4")
 _TRIGGER_PHRASES: dict[SensitiveKind, list[str]] = {
-    # After these, a run of 6-12 or 20+ digits is the card: recognition drops and
-    # inserts digits, and a partial card number is still cardholder data. A complete
-    # 13-19 digit run must pass Luhn (a number that fails it is not a card).
+    # After these, any run of 6+ digits is the card, Luhn-valid or not: recognition
+    # drops, inserts and swaps digits, and a misheard card number is still cardholder
+    # data. Without such a trigger a card must pass Luhn.
     SensitiveKind.CARD_NUMBER: [
         "card", "card number", "card no", "credit card", "debit card", "card num",
         "long number", "number on the front", "visa", "mastercard", "amex",
@@ -954,7 +954,7 @@ def _value_candidates(t: _Text, kind: SensitiveKind) -> list[_Candidate]:
         return [
             _Candidate(run.first, run.last, run.start, run.end)
             for run in t.loose_runs
-            if (6 <= len(run.digits) <= 12 or len(run.digits) > 19) and not _is_amount(t, run)
+            if len(run.digits) >= 6 and not _is_amount(t, run)
         ]
     out = []
     for run in t.strict_runs:
