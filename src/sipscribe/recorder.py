@@ -205,8 +205,13 @@ class Recorder:
         elif isinstance(event, (AckTimedOut, SessionExpired)):
             call = self._call_for(event.call_id)
             if call is not None:
+                if call.dialog_id is None:  # no ACK came: end it with a BYE (RFC 3261 §13.3.1.4)
+                    call.dialog_id = event.dialog_id
                 reason = "ack-timeout" if isinstance(event, AckTimedOut) else "session-expired"
                 self._spawn(self._hang_up(call, reason))
+            elif self.endpoint.dialog(event.dialog_id) is not None:
+                # A dialog no call owns any more: the BYE's end is what frees it.
+                self._send_bye(event.dialog_id)
         elif isinstance(event, ParseFailed):
             self.parse_failures += 1
         elif isinstance(event, TransactionTimedOut):
@@ -503,12 +508,15 @@ class Recorder:
 
     async def _hang_up(self, call: LiveCall, reason: str) -> None:
         if call.dialog_id is not None:
-            try:
-                self.endpoint.send_in_dialog(call.dialog_id, "BYE")
-                self.pump()
-            except Exception as exc:
-                log.debug("cannot send BYE for %s: %s", call.call_id, exc)
+            self._send_bye(call.dialog_id)
         await self.end_call(call, reason)
+
+    def _send_bye(self, dialog_id: str) -> None:
+        try:
+            self.endpoint.send_in_dialog(dialog_id, "BYE")
+            self.pump()
+        except Exception as exc:
+            log.debug("cannot send BYE in dialog %s: %s", dialog_id, exc)
 
     async def end_call(self, call: LiveCall, reason: str) -> None:
         """Flush every stream, wait for the last utterance, publish ``call.ended``."""

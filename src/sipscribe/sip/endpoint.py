@@ -41,6 +41,7 @@ What the endpoint does on its own, so every application gets it right:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import secrets
 from collections import deque
@@ -108,6 +109,9 @@ from sipscribe.sip.transaction import (
 from sipscribe.sip.uri import SipUri
 
 __all__ = ["CallLogger", "EndpointConfig", "SipEndpoint"]
+
+#: Kinds of timer owners, in the order handle_timer serves them.
+_SERVER, _CLIENT, _DIALOG = 0, 1, 2
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +191,12 @@ class SipEndpoint:
         self._datagrams: list[tuple[bytes, tuple[str, int]]] = []
         self._stream_out: list[tuple[Peer, bytes]] = []
         self._events: deque[SipEvent] = deque()
+        # Timers: a heap of (deadline, kind, key) with at most one live entry per object
+        # (``_scheduled``), so next_timer/handle_timer cost O(log n), not a scan of every
+        # transaction and dialog. An entry may be earlier than its object's deadline (the
+        # deadline moved later); it is re-checked when it reaches the top.
+        self._timers: list[tuple[float, int, str]] = []
+        self._scheduled: dict[tuple[int, str], float] = {}
 
     # --- what the edge calls ------------------------------------------------------------
 
@@ -243,30 +253,77 @@ class SipEndpoint:
     def handle_timer(self, now: float) -> None:
         """Run every timer due at `now` (transactions, 2xx retransmission, session timers)."""
         self._tick(now)
-        for server in list(self._server.values()):
-            server.tx.handle_timer(now)
-            self._flush_server(server)
-        for client in list(self._client.values()):
-            client.tx.handle_timer(now)
-            self._flush_client(client)
-        for dialog in list(self._dialogs.values()):
-            self._dialog_timers(dialog, now)
+        due: list[tuple[int, str]] = []
+        while self._timers and self._timers[0][0] <= now:
+            t, kind, key = heapq.heappop(self._timers)
+            if self._scheduled.get((kind, key)) == t:
+                del self._scheduled[(kind, key)]
+                due.append((kind, key))
+        due.sort(key=lambda item: item[0])  # servers, clients, dialogs; each by deadline
+        for kind, key in due:
+            if kind == _SERVER:
+                if (server := self._server.get(key)) is not None:
+                    server.tx.handle_timer(now)
+                    self._flush_server(server)
+            elif kind == _CLIENT:
+                if (client := self._client.get(key)) is not None:
+                    client.tx.handle_timer(now)
+                    self._flush_client(client)
+            elif (dialog := self._dialogs.get(key)) is not None:
+                self._dialog_timers(dialog, now)
+                self._schedule(_DIALOG, key)
 
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` must next be called, or ``None``."""
+        while self._timers:
+            t, kind, key = self._timers[0]
+            if self._scheduled.get((kind, key)) != t:  # superseded or forgotten
+                heapq.heappop(self._timers)
+                continue
+            real = self._deadline(kind, key)
+            if real == t:
+                return t
+            heapq.heappop(self._timers)  # the deadline moved: re-file it
+            if real is None:
+                del self._scheduled[(kind, key)]
+            else:
+                self._scheduled[(kind, key)] = real
+                heapq.heappush(self._timers, (real, kind, key))
+        return None
+
+    def _deadline(self, kind: int, key: str) -> float | None:
+        if kind == _SERVER:
+            server = self._server.get(key)
+            return server.tx.next_timer() if server is not None else None
+        if kind == _CLIENT:
+            client = self._client.get(key)
+            return client.tx.next_timer() if client is not None else None
+        dialog = self._dialogs.get(key)
+        if dialog is None:
+            return None
         deadlines: list[float] = []
-        for server in self._server.values():
-            if (t := server.tx.next_timer()) is not None:
-                deadlines.append(t)
-        for client in self._client.values():
-            if (t := client.tx.next_timer()) is not None:
-                deadlines.append(t)
-        for dialog in self._dialogs.values():
-            if dialog.answer is not None:
-                deadlines.append(dialog.answer.next_timer())
-            if dialog.session_timer is not None and (t := dialog.session_timer.next_timer()):
-                deadlines.append(t)
+        if dialog.answer is not None:
+            deadlines.append(dialog.answer.next_timer())
+        if dialog.session_timer is not None and (t := dialog.session_timer.next_timer()):
+            deadlines.append(t)
         return min(deadlines, default=None)
+
+    def _schedule(self, kind: int, key: str) -> None:
+        """File the object's deadline after anything that may have made it earlier."""
+        t = self._deadline(kind, key)
+        if t is None:
+            return
+        old = self._scheduled.get((kind, key))
+        if old is not None and old <= t:
+            return  # the earlier entry is re-checked when it comes up
+        self._scheduled[(kind, key)] = t
+        heapq.heappush(self._timers, (t, kind, key))
+        if len(self._timers) > 2 * len(self._scheduled) + 64:  # drop dead entries
+            self._timers = [(t, k, key) for (k, key), t in self._scheduled.items()]
+            heapq.heapify(self._timers)
+
+    def _unschedule(self, kind: int, key: str) -> None:
+        self._scheduled.pop((kind, key), None)
 
     def next_event(self) -> SipEvent | None:
         return self._events.popleft() if self._events else None
@@ -458,6 +515,7 @@ class SipEndpoint:
         if entry is None or not isinstance(entry.tx, InviteClientTransaction):
             raise SipStateError(f"no pending INVITE client transaction {transaction_id}")
         entry.tx.cancel_started(now)
+        self._schedule(_CLIENT, transaction_id)
         if entry.tx.state is TransactionState.CALLING:
             entry.cancel_pending = True
             return None
@@ -696,6 +754,7 @@ class SipEndpoint:
             dialog.session_timer = SessionTimer(
                 agreement, role="uac" if role == "uac" else "uas", now=now
             )
+        self._schedule(_DIALOG, dialog.id)
 
     def _dialog_timers(self, dialog: Dialog, now: float) -> None:
         answer = dialog.answer
@@ -720,6 +779,7 @@ class SipEndpoint:
         dialog.answer = None
         dialog.session_timer = None
         self._dialogs.pop(dialog.id, None)
+        self._unschedule(_DIALOG, dialog.id)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -756,6 +816,7 @@ class SipEndpoint:
             tx = NonInviteServerTransaction(key, request, source, self.config.timers, now)
         entry = _ServerEntry(tx, source, self._response_peer(request, source), to_tag, did, None)
         self._server[key] = entry
+        self._schedule(_SERVER, key)
         return entry
 
     def _auto_respond(
@@ -813,6 +874,8 @@ class SipEndpoint:
             self._events.append(event)
         if entry.tx.terminated:
             self._drop_server(entry)
+        else:
+            self._schedule(_SERVER, entry.tx.id)
 
     def _flush_client(self, entry: _ClientEntry) -> None:
         for message in entry.tx.messages_to_send():
@@ -823,13 +886,18 @@ class SipEndpoint:
                 dialog = self._dialogs.get(entry.dialog_id)
                 if dialog is not None and entry.tx.request.method == "BYE":
                     self._end_dialog(dialog)
-        if entry.tx.terminated and self._client.get(entry.tx.id) is entry:
-            del self._client[entry.tx.id]
+        if entry.tx.terminated:
+            if self._client.get(entry.tx.id) is entry:
+                del self._client[entry.tx.id]
+                self._unschedule(_CLIENT, entry.tx.id)
+        else:
+            self._schedule(_CLIENT, entry.tx.id)
 
     def _drop_server(self, entry: _ServerEntry) -> None:
         key = entry.tx.id
         if self._server.get(key) is entry:
             del self._server[key]
+            self._unschedule(_SERVER, key)
         if entry.merge_key is not None and self._merged.get(entry.merge_key) == key:
             del self._merged[entry.merge_key]
 
