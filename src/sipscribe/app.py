@@ -204,6 +204,7 @@ class Server:
             ],
         )
         app.state.delivery = delivery
+        _alias_bare_paths(app, [webhooks.router, exports.router])
         config = uvicorn.Config(
             app,
             host=s.http_host,
@@ -332,6 +333,25 @@ class Server:
             result = close()
             if asyncio.iscoroutine(result):
                 await result
+
+
+def _alias_bare_paths(app: Any, routers: list[Any]) -> None:
+    """Also answer ``/webhooks…`` and ``/exports…`` (the paths the delivery convention
+    names) besides their ``/api/v2/…`` homes; same handlers, same auth."""
+    from fastapi.routing import APIRoute
+
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.path.startswith("/api/v2/"):
+                app.add_api_route(
+                    route.path.removeprefix("/api/v2"),
+                    route.endpoint,
+                    methods=sorted(route.methods),
+                    status_code=route.status_code,
+                    response_model=route.response_model,
+                    name=f"{route.name}_bare",
+                    include_in_schema=False,
+                )
 
 
 async def serve(settings: Settings) -> int:

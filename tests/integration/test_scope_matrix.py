@@ -67,3 +67,26 @@ async def test_streaming_and_messages_scopes(tmp_path: Path, engine) -> None:  #
             assert r.json()["isOk"] is False
     finally:
         await server.stop(drain_timeout=1)
+
+
+async def test_delivery_routes_answer_on_their_bare_paths(tmp_path: Path, engine) -> None:  # type: ignore[no-untyped-def]
+    server = await start_server(tmp_path, engine)
+    try:
+        headers = {"Authorization": f"Bearer {server.admin_key}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}") as c:
+            for path in ("/webhooks", "/api/v2/webhooks"):
+                r = await c.get(path, headers=headers)
+                assert r.status_code == 200 and r.json()["data"] == [], (path, r.text)
+            assert (await c.get("/webhooks")).status_code == 401
+            r = await c.get(
+                "/exports/utterances",
+                headers=headers,
+                params={
+                    "from": "2000-01-01T00:00:00Z",
+                    "to": "2001-01-01T00:00:00Z",
+                    "format": "csv",
+                },
+            )
+            assert r.status_code == 200
+    finally:
+        await server.stop(drain_timeout=1)
