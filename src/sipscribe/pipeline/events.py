@@ -6,7 +6,7 @@ wire. Later layers (storage, webhooks, WebSocket) subscribe to these and nothing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -21,6 +21,15 @@ def _iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
+def event_json(event: Any) -> dict[str, Any]:
+    """The stable JSON form: ``type``, then every field in declaration order (UTC times ISO)."""
+    out: dict[str, Any] = {"type": event.type}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        out[f.name] = _iso(value) if isinstance(value, datetime) else value
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class CallStarted:
     type: ClassVar[str] = "call.started"
@@ -33,15 +42,7 @@ class CallStarted:
     at: datetime = field(default_factory=utcnow)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "call_id": self.call_id,
-            "source": self.source,
-            "external_id": self.external_id,
-            "tenant_id": self.tenant_id,
-            "metadata": self.metadata,
-            "at": _iso(self.at),
-        }
+        return event_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +57,7 @@ class StreamStarted:
     at: datetime = field(default_factory=utcnow)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "call_id": self.call_id,
-            "stream_id": self.stream_id,
-            "channel": self.channel,
-            "role": self.role,
-            "codec": self.codec,
-            "label": self.label,
-            "at": _iso(self.at),
-        }
+        return event_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +87,7 @@ class DtmfReceived:
     at: datetime = field(default_factory=utcnow)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "call_id": self.call_id,
-            "stream_id": self.stream_id,
-            "channel": self.channel,
-            "role": self.role,
-            "digit": self.digit,
-            "start_ms": self.start_ms,
-            "duration_ms": self.duration_ms,
-            "at": _iso(self.at),
-        }
+        return event_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +99,7 @@ class StreamStopped:
     at: datetime = field(default_factory=utcnow)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "call_id": self.call_id,
-            "stream_id": self.stream_id,
-            "stats": self.stats,
-            "at": _iso(self.at),
-        }
+        return event_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +112,7 @@ class CallUpdated:
     at: datetime = field(default_factory=utcnow)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "call_id": self.call_id,
-            "metadata": self.metadata,
-            "at": _iso(self.at),
-        }
+        return event_json(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +125,7 @@ class CallEnded:
     at: datetime = field(default_factory=utcnow)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "call_id": self.call_id,
-            "reason": self.reason,
-            "utterances": self.utterances,
-            "duration_ms": self.duration_ms,
-            "at": _iso(self.at),
-        }
+        return event_json(self)
 
 
 PipelineEvent = (
