@@ -1,7 +1,7 @@
 """SIP/SIPREC load: call set-up rate, concurrent sessions and memory of the recording server.
 
     .venv/bin/python bench/sip_load.py                 # every phase, ~7 min
-    .venv/bin/python bench/sip_load.py --quick         # the same phases, scaled down, ~2 min
+    .venv/bin/python bench/sip_load.py --quick         # the same phases, scaled down, ~80 s
     .venv/bin/python bench/sip_load.py --phases rate --rates 100,200,400
     .venv/bin/python bench/sip_load.py --server full   # the whole ``Server`` (store, API)
     .venv/bin/python bench/sip_load.py --src /tmp/patched/src --json ...  # A/B a patch
@@ -669,6 +669,7 @@ class Plan:
     concurrent: int
     conc_hold_ms: int
     conc_calls: int
+    warmup_calls: int
     rates: tuple[float, ...]
     rate_window_s: float
     rtp_calls: int
@@ -679,11 +680,12 @@ class Plan:
 def make_plan(args: argparse.Namespace) -> Plan:
     if args.quick:
         plan = Plan(
-            soak_calls=2000,
-            soak_marks=(500, 1000, 2000),
-            concurrent=300,
-            conc_hold_ms=5000,
-            conc_calls=600,
+            soak_calls=1000,
+            soak_marks=(250, 500, 1000),
+            concurrent=200,
+            conc_hold_ms=3000,
+            conc_calls=400,
+            warmup_calls=100,
             rates=tuple(args.rates or (args.rate,)),
             rate_window_s=8.0,
             rtp_calls=40,
@@ -699,6 +701,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             concurrent=args.concurrent,
             conc_hold_ms=max(5000, int(args.concurrent / args.rate * 1000 * 1.5)),
             conc_calls=int(args.concurrent * 2.5),
+            warmup_calls=300,
             rates=tuple(args.rates or DEFAULT_RATES),
             rate_window_s=15.0,
             rtp_calls=200,
@@ -808,7 +811,7 @@ def phase_conc(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[str,
             "conc-warmup",
             SCENARIOS / "load_siprec.xml",
             rate=min(args.rate, 100.0),
-            calls=300,
+            calls=plan.warmup_calls,
             hold_ms=500,
             limit=args.max_sessions,
         )
