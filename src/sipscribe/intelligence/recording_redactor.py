@@ -26,9 +26,17 @@ from sipscribe.pipeline.events import PipelineEvent, StreamStopped, UtteranceEve
 log = logging.getLogger(__name__)
 
 
+#: Word times from recognition can be a few hundred ms off; silence this much more on
+#: each side so no edge of a masked word stays audible.
+PAD_MS = 400
+
+
 class RecordingRedactor:
-    def __init__(self, *, mode: Literal["silence", "tone"] = "silence") -> None:
+    def __init__(
+        self, *, mode: Literal["silence", "tone"] = "silence", pad_ms: int = PAD_MS
+    ) -> None:
         self.mode = mode
+        self.pad_ms = pad_ms
         self._spans: dict[str, list[TimeSpan]] = defaultdict(list)
         self.redacted_files = 0
 
@@ -45,8 +53,12 @@ class RecordingRedactor:
             spans = self._spans.pop(event.stream_id, [])
             path = (event.stats or {}).get("recording")
             if spans and path:
+                padded = [
+                    TimeSpan(max(0, sp.start_ms - self.pad_ms), sp.end_ms + self.pad_ms, sp.kind)
+                    for sp in spans
+                ]
                 try:
-                    await asyncio.to_thread(redact_wav, Path(path), spans, self.mode)
+                    await asyncio.to_thread(redact_wav, Path(path), padded, self.mode)
                     self.redacted_files += 1
                 except Exception:
                     log.exception("could not redact recording %s", path)
