@@ -133,6 +133,17 @@ async def test_start_stop_streaming(tmp_path: Path, engine, corpus) -> None:  # 
             assert {u["role"] for u in hits} == {("agent", "customer")[p.channel]}
             hyps.append(" ".join(u["text"] for u in hits))
         assert word_error_rate([placed[1].text, placed[2].text], hyps) <= 0.15
+
+        # the conversation API names each sender by the ids start-streaming gave
+        r = await api(
+            server, "GET", "/conversation/v1/conversation/messages", params={"externalId": guid}
+        )
+        assert r.status_code == 200, r.json()
+        msgs = r.json()["messages"]
+        assert len(msgs) == len(payload)
+        for m in msgs:
+            want = {"agent": "agent-7", "customer": "cust-9"}[m["from"]["role"]]
+            assert m["from"]["externalId"] == want, m
         total = (
             summary["agent"]["summary"]["transcripts"]
             + summary["customer"]["summary"]["transcripts"]

@@ -137,12 +137,13 @@ class StoreSink:
             return
         meta = event.metadata or {}
         roles = meta.get("roles")
+        changes: dict[str, Any] = {}
         if roles:
-            history = list(call.role_decisions or [])
-            history.append(roles)
-            await calls_q.update_call(
-                s, call_id=event.call_id, tenant_id=tenant, changes={"role_decisions": history}
-            )
+            changes["role_decisions"] = [*(call.role_decisions or []), roles]
+        if meta.get("parties"):
+            changes["vendor_ids"] = {**(call.vendor_ids or {}), "parties": meta["parties"]}
+        if changes:
+            await calls_q.update_call(s, call_id=event.call_id, tenant_id=tenant, changes=changes)
         for p in meta.get("participants", []):
             await calls_q.upsert_participant(
                 s,

@@ -107,6 +107,22 @@ def _call_for(
     return call
 
 
+async def _target(
+    request: Request, services: Any, principal: Principal, model: type[BaseModel]
+) -> tuple[Any, StreamingControl, Any] | JSONResponse:
+    """Parse the body, find the recorder and the caller's live call, or the error to send."""
+    body = await _parse(request, model)
+    if isinstance(body, JSONResponse):
+        return body
+    control = _control(services)
+    if control is None:
+        return _error(request, "500-201", "this server has no SIP recorder running")
+    call = _call_for(request, control, body.guid, principal)  # type: ignore[attr-defined]
+    if isinstance(call, JSONResponse):
+        return call
+    return body, control, call
+
+
 def _role_streams(call: Any, with_summary: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for live in call.streams.values():
@@ -134,16 +150,11 @@ async def start_streaming(
     principal: Annotated[Principal, Depends(require_scope(Scope.STREAMING_WRITE))],
     services: ServicesDep,
 ) -> JSONResponse:
-    body = await _parse(request, StartStreaming)
-    if isinstance(body, JSONResponse):
-        return body
+    target = await _target(request, services, principal, StartStreaming)
+    if isinstance(target, JSONResponse):
+        return target
+    body, control, call = target
     assert isinstance(body, StartStreaming)
-    control = _control(services)
-    if control is None:
-        return _error(request, "500-201", "this server has no SIP recorder running")
-    call = _call_for(request, control, body.guid, principal)
-    if isinstance(call, JSONResponse):
-        return call
     order = body.siprecParams.mediaLineOrder
     if order is not None and len(call.streams) != 2:
         return _error(
@@ -164,7 +175,12 @@ async def start_streaming(
     lang = body.autotranscribeParams.language
     try:
         control.start_streaming(
-            body.guid, media_line_order=order, language=lang.split("-")[0].lower() if lang else None
+            body.guid,
+            media_line_order=order,
+            language=lang.split("-")[0].lower() if lang else None,
+            customer_id=body.customerId,
+            agent_id=body.agentId,
+            redaction_output=body.autotranscribeParams.redactionOutput,
         )
     except StreamingError as exc:
         return _error(request, exc.code, exc.message)
@@ -180,16 +196,10 @@ async def stop_streaming(
     principal: Annotated[Principal, Depends(require_scope(Scope.STREAMING_WRITE))],
     services: ServicesDep,
 ) -> JSONResponse:
-    body = await _parse(request, StopStreaming)
-    if isinstance(body, JSONResponse):
-        return body
-    assert isinstance(body, StopStreaming)
-    control = _control(services)
-    if control is None:
-        return _error(request, "500-201", "this server has no SIP recorder running")
-    call = _call_for(request, control, body.guid, principal)
-    if isinstance(call, JSONResponse):
-        return call
+    target = await _target(request, services, principal, StopStreaming)
+    if isinstance(target, JSONResponse):
+        return target
+    body, control, call = target
     from sipscribe.recorder import StreamingError
 
     try:
