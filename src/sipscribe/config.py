@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     #: Seconds SIGTERM waits for active calls before ending them.
     drain_timeout_s: float = Field(default=30.0, ge=0)
 
+    # dial-out (POST /v1/endpoint:connect): who we say we are, where INVITEs go, limits
+    dialout_from_user: str = "sipscribe"
+    dialout_display_name: str | None = "sipscribe"
+    dialout_proxy: str | None = None  # outbound proxy SIP URI; None: straight to the target
+    dialout_username: str | None = None  # default digest credentials (the request can set its own)
+    dialout_password: str | None = None
+    dialout_ring_timeout_s: float = Field(default=60.0, gt=0)  # then CANCEL: "no_answer"
+    dialout_max_per_tenant: int = Field(default=10, ge=1)  # concurrent connections; then 429
+    dialout_dtmf_delay_ms: int = Field(default=1000, ge=0)  # after answer, before the digits
+    dialout_max_duration_s: float = Field(default=4 * 3600.0, gt=0)  # then we hang up
+
     # RTP
     rtp_host: str = "0.0.0.0"
     rtp_advertise: str | None = None  # address in our SDP answers; default: towards the peer
@@ -98,6 +109,20 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_threads: int = Field(default=1, ge=1)
     llm_nice: int = Field(default=10, ge=0, le=19)
+
+    # e-mail (dial-out ``sendSummaryEmail``): the SMTP server summaries are sent through.
+    #: None: e-mail is off. STARTTLS is required (a send fails if the server lacks it)
+    #: unless ``smtp_starttls`` is false; ``smtp_tls`` is implicit TLS (port 465) instead.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
+    #: AUTH (PLAIN/LOGIN) when a username is set.
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "sipscribe@localhost"
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    smtp_ca_file: Path | None = None  # PEM CA for the server certificate; None: system CAs
 
     # endpointing
     vad_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
