@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUNTIME_DEBS := libopus0 libbcg729-0
 # Debian packages the tests need: real speech recordings, the sipp SIP tester, and a
 # speech synthesiser for sentences no recording has (card numbers for redaction).
-TEST_DEBS := $(RUNTIME_DEBS) pocketsphinx-testdata sip-tester espeak-ng
+TEST_DEBS := $(RUNTIME_DEBS) pocketsphinx-testdata sip-tester espeak-ng baresip
 
 .PHONY: serve test install install-dev debian-deps runtime-debs lint format bench clean
 

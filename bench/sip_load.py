@@ -6,6 +6,7 @@
     .venv/bin/python bench/sip_load.py --server full   # the whole ``Server`` (store, API)
     .venv/bin/python bench/sip_load.py --src /tmp/patched/src --json ...  # A/B a patch
     .venv/bin/python bench/sip_load.py --phases conc --profile /tmp/prof   # cProfile server
+    .venv/bin/python bench/sip_load.py --phases conc --gc-tuning off       # CPython's gc
 
 What is measured: signalling and media, **no speech recognition**. sipp (Debian
 ``sip-tester``) is the recording client (SRC): short SIPREC calls, a multipart INVITE with
@@ -48,9 +49,12 @@ sipp's ``-trace_rtt`` (every call's INVITE→200 and BYE→200), retransmissions
 ``-trace_stat``. CPU: server and sipp from ``getrusage``; ``others`` is the machine's busy
 time (``/proc/stat``) that neither used: the 2 cores are shared with other programs.
 
-The server process also reports its event-loop lag (a 10 ms ticker) and the longest
-garbage-collector pause (``gc.callbacks``); ``--gc-freeze``/``--gc-threshold`` try
-collector settings in the server process only.
+The server process also reports its event-loop lag (every wake-up of a 10 ms ticker:
+p50/p99/max per run) and every garbage-collector pause by generation
+(``sipscribe.gctune.GcPauseWatch``, i.e. ``gc.callbacks``). ``--gc-tuning on`` (the
+default, as in the server) applies ``sipscribe.gctune.tune_gc`` after start-up (collect,
+``gc.freeze()``, ``GC_THRESHOLDS`` or ``--gc-threshold``); ``off`` keeps CPython's
+defaults. The ``conc`` phase counts the collector's tracked objects once at the peak.
 
 The per-source INVITE rate limit (``sip_rate_per_source``, default 50/s with a burst of
 100) would answer one sipp above 50 calls/s with 503s; the bench raises it, and
@@ -77,6 +81,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,6 +172,7 @@ async def _serve(cfg: dict[str, Any]) -> None:
             rtp_port_max=cfg["rtp_max"],
             max_sessions=cfg["max_sessions"],
             sip_rate_per_source=cfg["rate_per_source"],
+            gc_tuning=cfg["gc_tuning"],
             log_level=cfg["log_level"] if cfg["log_level"] != "OFF" else "ERROR",
         )
         server = Server(settings)
@@ -211,29 +217,44 @@ async def _serve(cfg: dict[str, Any]) -> None:
                 counts.audio_ms.setdefault(label, []).append(int(event.stats["audio_ms"]))
 
     counter = asyncio.create_task(count(bus.subscribe("bench-counter", reliable=True)))
-    lag = {"max": 0.0}
+    lag: dict[str, Any] = {"max": 0.0, "skip": False}
+    lags: list[float] = []  # ms, every tick since the last stats
 
     async def lag_probe() -> None:  # how late a 10 ms ticker wakes: the loop's backlog
         while True:
             t = loop.time()
             await asyncio.sleep(0.01)
-            lag["max"] = max(lag["max"], loop.time() - t - 0.01)
+            late = loop.time() - t - 0.01
+            if lag["skip"]:  # the bench's own object count stalled this tick
+                lag["skip"] = False
+                continue
+            lag["max"] = max(lag["max"], late)
+            lags.append(round(late * 1000, 2))
 
     prober = asyncio.create_task(lag_probe())
-    gc_pause = {"start": 0.0, "max": 0.0, "total": 0.0, "gen2": 0}
+    gc_pause: dict[str, Any] = {"max": 0.0, "total": 0.0, "gen2": 0, "own": False}
+    pauses: list[list[float]] = [[], [], []]  # ms per generation since the last stats
 
-    def on_gc(phase: str, info: dict[str, int]) -> None:  # the collector's pauses
-        if phase == "start":
-            gc_pause["start"] = time.perf_counter()
+    def on_gc(gen: int, took: float) -> None:  # the collector's pauses, not the bench's own
+        if gc_pause["own"]:
             return
-        took = time.perf_counter() - gc_pause["start"]
         gc_pause["max"] = max(gc_pause["max"], took)
         gc_pause["total"] += took
-        gc_pause["gen2"] += info.get("generation") == 2
+        gc_pause["gen2"] += gen == 2
+        pauses[gen].append(round(took * 1000, 3))
 
-    gc.callbacks.append(on_gc)
+    from sipscribe.gctune import GcPauseWatch
 
-    def stats(deep: bool) -> dict[str, Any]:
+    GcPauseWatch(on_gc).start()
+    collected = [0, 0, 0]  # unreachable objects (cyclic garbage) found, per generation
+
+    def on_gc_collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and not gc_pause["own"]:
+            collected[info["generation"]] += info["collected"]
+
+    gc.callbacks.append(on_gc_collected)
+
+    def stats(deep: bool, objects: bool = False) -> dict[str, Any]:
         endpoint = recorder.endpoint
         out: dict[str, Any] = {
             "t": time.monotonic(),
@@ -254,25 +275,48 @@ async def _serve(cfg: dict[str, Any]) -> None:
             "gc_pause_max_ms": round(gc_pause["max"] * 1000, 1),
             "gc_total_s": round(gc_pause["total"], 3),
             "gc_gen2": gc_pause["gen2"],
+            "gc_pauses_ms": [list(p) for p in pauses],
+            "gc_collected": list(collected),
+            "lag_ms": list(lags),
+            "gc_frozen": gc.get_freeze_count(),
+            "gc_threshold": list(gc.get_threshold()),
             "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
             **{k.lower(): v for k, v in _proc_status().items()},
         }
         lag["max"] = 0.0
+        lags.clear()
         gc_pause["max"] = 0.0
+        for p in pauses:
+            p.clear()
+        if objects:  # tracked objects, and what a full collection costs now (not counted)
+            out["gc_tracked"] = [len(gc.get_objects(generation=g)) for g in range(3)]
+            kinds = Counter(type(o).__name__ for o in gc.get_objects())
+            out["gc_top_types"] = kinds.most_common(12)
+            gc_pause["own"] = True
+            t0 = time.perf_counter()
+            gc.collect(2)
+            out["full_collection_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+            gc_pause["own"] = False
+            lag["skip"] = True
         if deep:  # our own full collection is not the server's pause: not counted
-            saved = dict(gc_pause)
+            gc_pause["own"] = True
             gc.collect()
-            gc_pause.update(saved)
+            gc_pause["own"] = False
+            lag["skip"] = True
             out["gc_objects"] = len(gc.get_objects())
             out["vmrss_after_gc"] = _proc_status()["VmRSS"]
             out["audio_ms"] = {k: _summary(v) for k, v in counts.audio_ms.items()}
         return out
 
-    if cfg.get("gc_freeze"):  # A/B knobs for the collector's pauses (not in the server)
-        gc.collect()
-        gc.freeze()
-    if cfg.get("gc_threshold"):
-        gc.set_threshold(*cfg["gc_threshold"])
+    gc_tuned: dict[str, Any] = {}
+    if cfg["mode"] != "full" and cfg["gc_tuning"]:  # Server.start does it in "full" mode
+        from types import SimpleNamespace
+
+        from sipscribe.gctune import GC_THRESHOLDS, tune_gc
+
+        a, b, c = cfg["gc_threshold"] or GC_THRESHOLDS
+        tuning = tune_gc(SimpleNamespace(gc_tuning=True), thresholds=(a, b, c))
+        gc_tuned = {"frozen": tuning.frozen, "took_ms": round(tuning.took_s * 1000, 1)}
     profiler = None
     if cfg.get("profile"):
         import cProfile
@@ -281,14 +325,22 @@ async def _serve(cfg: dict[str, Any]) -> None:
         profiler.enable()
     import sipscribe
 
-    hello = {"ready": True, "sip_port": sip_port, "pid": os.getpid(), "src": sipscribe.__file__}
+    hello = {
+        "ready": True,
+        "sip_port": sip_port,
+        "pid": os.getpid(),
+        "src": sipscribe.__file__,
+        "gc_threshold": list(gc.get_threshold()),
+        "gc_frozen": gc.get_freeze_count(),
+        **gc_tuned,
+    }
     print(json.dumps(hello), flush=True)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := (await reader.readline()).strip():
         if line == b"stop":
             break
-        print(json.dumps(stats(deep=line == b"deep")), flush=True)
+        print(json.dumps(stats(deep=line == b"deep", objects=line == b"objects")), flush=True)
 
     if profiler is not None:
         profiler.disable()
@@ -353,7 +405,7 @@ class ServerProcess:
             "data_dir": str(workdir / f"data-{name}"),
             "log_level": args.log_level,
             "src": str(args.src.resolve()) if args.src else None,
-            "gc_freeze": args.gc_freeze,
+            "gc_tuning": args.gc_tuning == "on",
             "gc_threshold": args.gc_threshold,
             "profile": str(args.profile / f"server-{name}.pstats") if args.profile else None,
         }
@@ -372,6 +424,7 @@ class ServerProcess:
         self.pid = int(hello["pid"])
         self.sip_port = int(hello["sip_port"])
         self.src = str(hello["src"])
+        self.hello = hello
 
     def _read(self, timeout: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -382,10 +435,10 @@ class ServerProcess:
             raise RuntimeError(f"server process gave no answer in {timeout} s:\n{tail}")
         return dict(json.loads(line))
 
-    def stats(self, deep: bool = False) -> dict[str, Any]:
+    def stats(self, deep: bool = False, objects: bool = False) -> dict[str, Any]:
         with self._lock:
             assert self.proc.stdin is not None
-            self.proc.stdin.write(b"deep\n" if deep else b"stats\n")
+            self.proc.stdin.write(b"deep\n" if deep else b"objects\n" if objects else b"stats\n")
             self.proc.stdin.flush()
             return self._read(30)
 
@@ -443,6 +496,12 @@ class SippResult:
     server_cpu_ms_per_call: float = 0.0
     gc_pause_max_ms: float = 0.0
     gc_s: float = 0.0
+    #: every 10 ms ticker wake-up's lateness during the run, ms
+    loop_lag_ms: dict[str, Any] = field(default_factory=dict)
+    #: collector pauses during the run by generation ("0", "1", "2"), ms
+    gc_pauses_ms: dict[str, Any] = field(default_factory=dict)
+    #: cyclic garbage the collector freed during the run, objects per generation
+    gc_collected: list[int] = field(default_factory=list)
     errors_tail: str = ""
 
 
@@ -459,6 +518,12 @@ class Sampler(threading.Thread):
         self.marks = sorted(marks)
         self.at_marks: dict[int, dict[str, Any]] = {}
         self.base_ended = 0
+        self.lags: list[float] = []
+        self.pauses: list[list[float]] = [[], [], []]
+        #: count the collector's tracked objects once, when (active, started) calls reach these:
+        #: late in the run, when completed transactions (kept 32 s) have piled up too
+        self.objects_at: tuple[int, int] | None = None
+        self.objects: dict[str, Any] | None = None
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -466,13 +531,24 @@ class Sampler(threading.Thread):
             self.sample()
             self._stop_event.wait(self.period)
 
+    def _take(self, st: dict[str, Any]) -> dict[str, Any]:
+        self.lags.extend(st.pop("lag_ms", ()))
+        for gen, values in enumerate(st.pop("gc_pauses_ms", ())):
+            self.pauses[gen].extend(values)
+        return st
+
     def sample(self) -> None:
-        st = self.server.stats()
+        st = self._take(self.server.stats())
         self.samples.append(st)
+        at = self.objects_at
+        if at and self.objects is None and st["active"] >= at[0] and st["started"] >= at[1]:
+            obj = self._take(self.server.stats(objects=True))
+            keys = ("active", "gc_tracked", "gc_top_types", "full_collection_ms")
+            self.objects = {k: obj[k] for k in keys}
         done = st["ended"] - self.base_ended
         pending = [m for m in self.marks if m not in self.at_marks and done >= m]
         if pending:  # a deep sample: gc, object count, RSS after gc
-            deep = self.server.stats(deep=True)
+            deep = self._take(self.server.stats(deep=True))
             for m in pending:
                 self.at_marks[m] = {**deep, "completed": deep["ended"] - self.base_ended}
 
@@ -525,6 +601,7 @@ def run_sipp(
     hold_ms: int,
     limit: int,
     marks: Sequence[int] = (),
+    objects_at: tuple[int, int] | None = None,
 ) -> tuple[SippResult, Sampler]:
     """Run one sipp load against ``server``; sample the server meanwhile."""
     assert SIPP is not None
@@ -559,7 +636,8 @@ def run_sipp(
         "-max_sched_loops", "10000",
     ]  # fmt: skip
     sampler = Sampler(server, marks=marks)
-    before = server.stats()
+    sampler.objects_at = objects_at
+    before = server.stats()  # also empties the lag and pause lists
     sampler.base_ended = before["ended"]
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy0 = machine_busy_s()
@@ -576,7 +654,7 @@ def run_sipp(
     wall = time.monotonic() - t0
     busy = machine_busy_s() - busy0
     children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    at_end = server.stats()
+    at_end = sampler._take(server.stats())
     server_cpu = at_end["cpu_s"] - before["cpu_s"]
     # let the server end calls whose BYE it answered (or that sipp abandoned), then stop
     with contextlib.suppress(RuntimeError):
@@ -625,6 +703,14 @@ def run_sipp(
         server_cpu_ms_per_call=round(server_cpu / max(1, created) * 1000, 2),
         gc_pause_max_ms=max((s["gc_pause_max_ms"] for s in sampler.samples), default=0.0),
         gc_s=round(at_end["gc_total_s"] - before["gc_total_s"], 2),
+        gc_collected=[
+            a - b for a, b in zip(at_end["gc_collected"], before["gc_collected"], strict=True)
+        ],
+        loop_lag_ms=_summary(sampler.lags),
+        gc_pauses_ms={
+            str(gen): {**_summary(v), "total_s": round(sum(v) / 1000, 3)}
+            for gen, v in enumerate(sampler.pauses)
+        },
         errors_tail=(errors.read_text(errors="replace")[-2000:] if errors.exists() else "")
         + proc.stderr.decode(errors="replace")[-1000:],
     )
@@ -700,7 +786,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             ),
             concurrent=args.concurrent,
             conc_hold_ms=max(5000, int(args.concurrent / args.rate * 1000 * 1.5)),
-            conc_calls=int(args.concurrent * 2.5),
+            conc_calls=args.conc_calls or int(args.concurrent * 2.5),
             warmup_calls=300,
             rates=tuple(args.rates or DEFAULT_RATES),
             rate_window_s=15.0,
@@ -766,6 +852,8 @@ def phase_soak(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[str,
         "end": _mem(end),
         "drained": _mem(drained),
         "objects_left_after_drain": drained["gc_objects"] - idle["gc_objects"],
+        # frozen objects are never collected: nothing a call made may join them
+        "gc_frozen": {"start": server.hello.get("gc_frozen"), "drained": drained["gc_frozen"]},
         "reference_mark": ref_mark,
         "rss_drift_pct": drift,
         "flat_within_5pct": bool(later) and all(abs(d) <= 5.0 for d in later),
@@ -779,7 +867,7 @@ def _mem(st: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "completed", "ended", "active", "vmrss", "vmhwm", "vmrss_after_gc", "gc_objects",
         "tasks", "sip_server_tx", "sip_client_tx", "sip_dialogs", "sip_merged",
-        "ports_in_use", "threads",
+        "ports_in_use", "threads", "gc_frozen",
     )  # fmt: skip
     return {k: st[k] for k in keys if k in st}
 
@@ -825,6 +913,10 @@ def phase_conc(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[str,
             calls=plan.conc_calls,
             hold_ms=plan.conc_hold_ms,
             limit=plan.concurrent,
+            objects_at=(
+                int(plan.concurrent * 0.95),
+                warm.successful + plan.conc_calls - plan.concurrent // 2,
+            ),
         )
         end = server.stats(deep=True)
     finally:
@@ -838,6 +930,8 @@ def phase_conc(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[str,
         "peak": _mem(peak),
         "end": _mem(end),
         "kib_per_concurrent_call": round(per_call, 1),
+        "gc_tracked_at_peak": sampler.objects,
+        "gc_frozen": server.hello.get("gc_frozen"),
         "timeline": _timeline(sampler.samples),
     }
 
@@ -909,7 +1003,9 @@ def _row(r: SippResult) -> str:
         f"{r.failed:>5} {r.retransmissions:>6} {r.peak_concurrent:>6} "
         f"{_f(inv.get('p50'))} {_f(inv.get('p95'))} {_f(inv.get('p99'))} {_f(bye.get('p95'))} "
         f"{r.server_cpu_cores:>5.2f} {r.server_cpu_ms_per_call:>5.2f} {r.sipp_cpu_cores:>5.2f} "
-        f"{r.others_cpu_cores:>5.2f} {r.loop_lag_max_ms:>6.0f} {r.gc_pause_max_ms:>5.0f}"
+        f"{r.others_cpu_cores:>5.2f} {_f(r.loop_lag_ms.get('p99'))} {r.loop_lag_max_ms:>6.0f} "
+        f"{r.gc_pause_max_ms:>5.0f} {_f((r.gc_pauses_ms.get('2') or {}).get('max'))} "
+        f"{(r.gc_pauses_ms.get('2') or {}).get('n', 0):>4}"
     )
 
 
@@ -919,7 +1015,7 @@ def _f(v: float | None) -> str:
 
 HEADER = (
     "  rate achvd created success fail retrans peak  inv50  inv95  inv99  bye95 "
-    " srvC ms/cl  sipC othrC  lagms gcms"
+    " srvC ms/cl  sipC othrC lag99 lagmax gcms  gc2ms  gc2n"
 )
 
 
@@ -934,8 +1030,8 @@ def report(result: dict[str, Any]) -> str:
         "INVITE→200, BYE→200 ms (p50/p95/p99);",
         "peak: simultaneous calls at the server; srvC/sipC/othrC: cores used by the server, "
         "sipp, other programs;",
-        "ms/cl: server CPU ms per call; lagms: worst event-loop lag; gcms: longest "
-        "garbage-collector pause",
+        "ms/cl: server CPU ms per call; lag99/lagmax: event-loop lag p99/worst; gcms: longest "
+        "garbage-collector pause; gc2ms/gc2n: longest full (gen2) collection, and how many",
         "",
         "phase " + HEADER,
     ]
@@ -965,6 +1061,21 @@ def report(result: dict[str, Any]) -> str:
             f" → {c['peak']['vmrss'] / 1024:.1f} MiB at the peak = "
             f"{c['kib_per_concurrent_call']:.1f} KiB per concurrent call"
         )
+        if c.get("gc_tracked_at_peak"):
+            t = c["gc_tracked_at_peak"]
+            lines.append(
+                f"      gc-tracked objects at {t['active']} calls (gen0/1/2): {t['gc_tracked']}"
+                f", frozen {c.get('gc_frozen')}; a full collection then took "
+                f"{t['full_collection_ms']} ms (forced, not in the pauses)"
+            )
+        pauses = c["sipp"].get("gc_pauses_ms") or {}
+        lines.append(
+            "      gc pauses ms by generation: "
+            + "; ".join(
+                f"gen{g} n={p['n']} p50={p['p50']} p99={p['p99']} max={p['max']}"
+                for g, p in pauses.items()
+            )
+        )
     if "soak" in phases:
         s = phases["soak"]
         parts = [
@@ -987,6 +1098,7 @@ def report(result: dict[str, Any]) -> str:
             f"{s['steady_mark']}: {s['rss_drift_after_steady_pct']}"
         )
         d = s["drained"]
+        lines.append(f"      frozen objects at start/after drain: {s.get('gc_frozen')}")
         lines.append(
             f"      drained (transactions expired): {d.get('sip_server_tx')} transactions, "
             f"{s['objects_left_after_drain']:+d} gc objects vs idle, RSS {d['vmrss'] / 1024:.1f}"
@@ -1040,20 +1152,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rates", type=_rates, default=None, help=f"default {DEFAULT_RATES}")
     ap.add_argument("--concurrent", type=int, default=1000)
     ap.add_argument("--soak-calls", type=int, default=10_000)
+    ap.add_argument(
+        "--conc-calls", type=int, default=None, help="calls of the conc phase (2.5 x concurrent)"
+    )
     ap.add_argument("--max-sessions", type=int, default=5000)
     ap.add_argument("--ports", default="20000-29999", help="the server's RTP port range")
     ap.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "OFF"))
     ap.add_argument("--src", type=Path, help="run the server from this src/ tree (A/B a patch)")
-    ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up")
+    ap.add_argument(
+        "--gc-tuning",
+        choices=("on", "off"),
+        default="on",
+        help="sipscribe.gctune.tune_gc after start-up (the server's default), or CPython's gc",
+    )
     ap.add_argument(
         "--gc-threshold",
         type=lambda t: [int(x) for x in t.split(",")],
-        help="gc.set_threshold(a, b, c) in the server, e.g. 10000,20,20",
+        help="with --gc-tuning on: the thresholds (a, b, c) instead of GC_THRESHOLDS",
     )
     ap.add_argument("--profile", type=Path, help="cProfile each server into this folder")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.gc_threshold and (args.gc_tuning == "off" or args.server == "full"):
+        ap.error("--gc-threshold needs --gc-tuning on and --server media")
     if SIPP is None:
         print("sip_load: sipp not found (apt-get install sip-tester)", file=sys.stderr)
         return 2
@@ -1070,7 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": args.server,
         "asr": "none (media-only pipeline)" if args.server == "media" else "NullEngine",
         "server_src": str((args.src or ROOT / "src").resolve()),
-        "gc": {"freeze": args.gc_freeze, "threshold": args.gc_threshold},
+        "gc": {"tuning": args.gc_tuning, "threshold": args.gc_threshold},
         "command": " ".join([Path(sys.executable).name, "bench/sip_load.py", *argv]),
         "host": {
             "cores": os.cpu_count(),

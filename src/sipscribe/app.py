@@ -42,11 +42,12 @@ class Server:
         from sipscribe.api.main import create_app
         from sipscribe.api.metrics import Metrics
         from sipscribe.api.routes import asr as asr_routes
-        from sipscribe.api.routes import conversations, exports, llms, webhooks
+        from sipscribe.api.routes import connect, conversations, exports, llms, webhooks
         from sipscribe.api.services import AppServices
         from sipscribe.asr.pool import AsrPool, load_in_low_priority_thread
         from sipscribe.asr.whisper import WhisperEngine
         from sipscribe.delivery.service import DeliveryService
+        from sipscribe.dialout.manager import Dialer
         from sipscribe.intelligence.recording_redactor import RecordingRedactor
         from sipscribe.intelligence.redacting_sink import RedactingSink
         from sipscribe.media.ports import PortAllocator
@@ -167,12 +168,31 @@ class Server:
             jitter_depth_ms=s.jitter_buffer_ms,
             on_streams=on_streams,
         )
-        transport = SipTransport(endpoint, recorder.on_event)
+        dialer = Dialer(
+            endpoint=endpoint,
+            ctx=ctx,
+            allocator=allocator,
+            settings=s,
+            media_host=s.rtp_host,
+            media_address=getattr(s, "rtp_advertise", None),
+            on_change=metrics.active_connections.set,
+        )
+
+        def on_sip_event(event: Any) -> None:
+            """Our dialled calls' events go to the dialer, everything else to the SRS."""
+            if dialer.owns(event):
+                dialer.on_event(event)
+            else:
+                recorder.on_event(event)
+
+        transport = SipTransport(endpoint, on_sip_event)
         await transport.listen(
             s.sip_host, s.sip_port, tls_port=s.sip_tls_port, tls_context=s.sip_tls_context()
         )
         self.sip_tls_port = transport.tls_port
         recorder.pump = transport.pump
+        dialer.pump = transport.pump
+        self.dialer = dialer
         self.sip_port = transport.udp_port
         self.recorder = recorder
         self._closers.append(transport.close)
@@ -189,9 +209,27 @@ class Server:
             metrics=metrics,
         )
         services.streaming = recorder  # type: ignore[attr-defined]
+        services.dialer = dialer  # type: ignore[attr-defined]
         services.asr_engine = engine  # type: ignore[attr-defined]
         self._setup_intelligence(services)
         services.on_summary_done = delivery.on_summary_ready
+        from sipscribe.dialout.actions import make_stop_actions
+
+        dialer.stop_actions = make_stop_actions(services, store_sink, s)
+        from functools import partial
+
+        from sipscribe.api.jobs import run_summary
+        from sipscribe.intelligence.auto_summary import AutoSummarizer
+
+        # Tenants with {"summary": {"enabled": true}} get every ended call summarised.
+        auto_summary = AutoSummarizer(database, partial(run_summary, services))
+        self._tasks.append(
+            asyncio.create_task(
+                auto_summary.run(public_bus.subscribe("auto-summary", reliable=True)),
+                name="auto-summary",
+            )
+        )
+        self.auto_summary = auto_summary
         app = create_app(
             s,
             services=services,
@@ -201,6 +239,7 @@ class Server:
                 conversations.router,
                 llms.router,
                 asr_routes.router,
+                connect.router,
             ],
         )
         app.state.delivery = delivery
@@ -230,6 +269,10 @@ class Server:
         self.buses = (raw_bus, public_bus)
         self.store_sink = store_sink
         self.pool = pool
+        from sipscribe.gctune import tune_gc  # start-up is over: freeze it, before any call
+
+        self.gc_tuning = tune_gc(s, pause_histogram=metrics.gc_pause)
+        self._closers.append(self.gc_tuning.restore)
         services.ready = True
         log.info(
             "sipscribe ready: HTTP %s:%s, SIP %s:%s (UDP/TCP), RTP %d-%d",
@@ -306,8 +349,13 @@ class Server:
         if services is not None:
             services.ready = False
         recorder = getattr(self, "recorder", None)
-        if recorder is not None:
-            await recorder.drain(drain_timeout)
+        dialer = getattr(self, "dialer", None)
+        drains = [recorder.drain(drain_timeout)] if recorder is not None else []
+        if dialer is not None:  # we placed these calls: hang up, keep what was said
+            drains.append(asyncio.wait_for(dialer.drain(drain_timeout), drain_timeout + 5))
+        for result in await asyncio.gather(*drains, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.warning("draining failed: %r", result)
         if services is not None:
             await services.aclose(drain_timeout)
         if hasattr(self, "buses"):
@@ -319,7 +367,7 @@ class Server:
         if hasattr(self, "buses"):
             await self.buses[1].close()
         for task in self._tasks:
-            if task.get_name() in ("store", "delivery", "recordings"):
+            if task.get_name() in ("store", "delivery", "recordings", "auto-summary"):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(task, 30)
         http = getattr(self, "_http", None)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     sip_tenant: str = "default"
     #: Seconds SIGTERM waits for active calls before ending them.
     drain_timeout_s: float = Field(default=30.0, ge=0)
+    #: After start-up freeze what exists (never scanned again) and raise the collector's
+    #: thresholds, so its pauses stop the event loop less (sipscribe.gctune).
+    gc_tuning: bool = True
 
     # dial-out (POST /v1/endpoint:connect): who we say we are, where INVITEs go, limits
     dialout_from_user: str = "sipscribe"

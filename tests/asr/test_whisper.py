@@ -143,3 +143,29 @@ def test_pieces_with_foreign_words_are_flagged() -> None:
     assert not repeats(once)
     fast = [Word(" a", 0.1 * i, 0.1 * i + 0.05, 0.9) for i in range(20)]
     assert not covers(fast, 2.4), "20 words in 2 s of speech"
+
+
+def test_early_stop_is_recovered_from_the_audible_tail(engine, librivox) -> None:  # type: ignore[no-untyped-def]
+    """Whisper's real output on two sentences, then the same words cut short as an early
+    stop shows them (the last word stretched over the rest): the tail is recognised again."""
+    from sipscribe.asr.base import Word
+
+    a, b = librivox[0].audio, librivox[1].audio
+    audio = np.concatenate([a, np.zeros(8000, dtype=np.float32), b]).astype(np.float32)
+    full = engine.transcribe(audio, language="en")
+    cut = [w for w in full.words if w.end <= a.size / 16000 + 0.1]
+    assert 3 <= len(cut) < len(full.words)
+    last = cut[-1]
+    stopped = [*cut[:-1], Word(last.text, last.start, audio.size / 16000 - 0.05, last.probability)]
+    before = engine.early_stop_retries
+    words, text = engine._recover_early_stop(audio, stopped, "".join(w.text for w in stopped), "en")
+    assert engine.early_stop_retries == before + 1
+    assert len(words) > len(cut)
+    tail_ref = set(librivox[1].text.lower().split())
+    got = {w.text.strip(" .,").lower() for w in words[len(cut) :]}
+    assert len(got & tail_ref) >= len(tail_ref) // 2, (text, librivox[1].text)
+    # Trailing silence after the last word does not trigger a retry.
+    quiet = np.concatenate([a, np.zeros(32000, dtype=np.float32)])
+    first = engine.transcribe(quiet, language="en")
+    again = engine._recover_early_stop(quiet, list(first.words), first.text, "en")
+    assert again[1] == first.text

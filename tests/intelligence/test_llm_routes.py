@@ -86,7 +86,7 @@ async def test_completion_returns_the_models_text(api: Api) -> None:
         "json_schema": {"type": "object"},
     }
     response = await api.client.post(
-        "/v1/llms/completion", json=body, headers=await api.headers("calls.summary.write")
+        "/v1/llms/completion", json=body, headers=await api.headers("llm.use")
     )
     assert response.status_code == 200
     data = response.json()["data"]
@@ -105,18 +105,40 @@ async def test_completion_returns_the_models_text(api: Api) -> None:
     assert getattr(api.app.state, "llm_waiting", 0) == 0
 
 
-async def test_completion_needs_a_key_with_the_scope(api: Api) -> None:
+async def test_completion_without_a_key_is_401(api: Api) -> None:
     api.services.llm_backend = ScriptedBackend(["x"])  # type: ignore[attr-defined]
     response = await api.client.post("/v1/llms/completion", json=CHAT)
     assert error_of(response)[:2] == (401, "UnauthorizedError")
+
+
+async def test_completion_needs_llm_use_not_summary_write(api: Api) -> None:
+    """Every scope but ``llm.use`` and ``admin`` (the summary scopes included) is refused."""
+    backend = ScriptedBackend(["x"])
+    api.services.llm_backend = backend  # type: ignore[attr-defined]
+    others = [s.value for s in keys.Scope if s not in (keys.Scope.LLM_USE, keys.Scope.ADMIN)]
+    assert "calls.summary.write" in others
+    for scopes in (["calls.summary.write"], others):
+        response = await api.client.post(
+            "/v1/llms/completion", json=CHAT, headers=await api.headers(*scopes)
+        )
+        assert error_of(response) == (
+            403,
+            "ForbiddenError",
+            "This API key lacks the scope 'llm.use'",
+        )
+    assert backend.requests == []
+
+
+@pytest.mark.parametrize("scope", ["llm.use", "admin"])
+async def test_completion_with_llm_use_or_admin_is_200(api: Api, scope: str) -> None:
+    backend = ScriptedBackend(["ok"])
+    api.services.llm_backend = backend  # type: ignore[attr-defined]
     response = await api.client.post(
-        "/v1/llms/completion", json=CHAT, headers=await api.headers("calls.read")
+        "/v1/llms/completion", json=CHAT, headers=await api.headers(scope)
     )
-    assert error_of(response) == (
-        403,
-        "ForbiddenError",
-        f"This API key lacks the scope {llms.LLM_SCOPE.value!r}",
-    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["text"] == "ok"
+    assert len(backend.requests) == 1
 
 
 async def test_completion_without_a_model_is_503(api: Api) -> None:

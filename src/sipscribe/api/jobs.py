@@ -41,13 +41,16 @@ def segment_of(utterance: UtteranceRecord, *, unredacted: bool) -> dict[str, Any
     text = utterance.text
     if not unredacted and utterance.redacted_text is not None:
         text = utterance.redacted_text
-    return {
+    segment = {
         "channel": utterance.channel,
         "start": utterance.start_ms / 1000.0,
         "end": utterance.end_ms / 1000.0,
         "text": text,
         "role": utterance.role,
     }
+    if utterance.speaker:
+        segment["speaker"] = utterance.speaker
+    return segment
 
 
 def transcript_of(

@@ -32,6 +32,11 @@ class Metrics:
         self.active_calls = Gauge(
             "sipscribe_active_calls", "Calls currently being recorded.", registry=r
         )
+        self.active_connections = Gauge(
+            "sipscribe_active_connections",
+            "Dialled calls (endpoint:connect) in progress.",
+            registry=r,
+        )
         self.active_streams = Gauge(
             "sipscribe_active_streams", "Media streams currently receiving RTP.", registry=r
         )
@@ -78,6 +83,14 @@ class Metrics:
             "HTTP API request handling time.",
             ["method", "route"],
             buckets=HTTP_LATENCY_BUCKETS,
+            registry=r,
+        )
+        # Every collection holds the GIL: the event loop (SIP, RTP) stands still meanwhile.
+        self.gc_pause = Histogram(
+            "sipscribe_gc_pause_seconds",
+            "Time each cyclic garbage collection stopped the process, by generation.",
+            ["generation"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
 

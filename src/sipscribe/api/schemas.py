@@ -111,12 +111,28 @@ class CallPageOut(BaseModel):
     )
 
 
+class Speaker(BaseModel):
+    id: str
+    name: str | None = None
+    email: str | None = None
+
+
 class TranscriptSegment(BaseModel):
     channel: int
     start: float = Field(description="Seconds from the start of the recording")
     end: float
     text: str
     role: str | None = None
+    speaker: Speaker | None = Field(
+        default=None, description="Who spoke, on a dial-out call with speaker events"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unknown_speaker(self, handler: Any) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if out.get("speaker") is None:
+            out.pop("speaker", None)
+        return out
 
 
 class TranscriptionOut(BaseModel):
@@ -174,6 +190,10 @@ class SummarySettings(BaseModel):
     base_instructions: str | None = Field(
         description="Applied to every summary of this tenant, before per-call instructions"
     )
+    enabled: bool = Field(
+        default=False,
+        description="Summarise every call when it ends; the completion bundle includes it",
+    )
 
 
 class SummarySettingsPatch(BaseModel):
@@ -183,6 +203,9 @@ class SummarySettingsPatch(BaseModel):
         default=None,
         max_length=MAX_INSTRUCTIONS_CHARS,
         description="New base instructions; null clears them, omitting keeps them",
+    )
+    enabled: bool | None = Field(
+        default=None, description="Summarise every call automatically; omitting keeps it"
     )
 
 

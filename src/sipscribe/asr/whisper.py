@@ -46,6 +46,12 @@ MIN_PACK_COVERAGE = 0.5
 MAX_WORDS_PER_S = 5.0
 #: Pre-roll plus trailing pad the endpointer adds around speech (no words expected there).
 _PAD_S = 0.4
+#: Speech left after the last recognised word (seconds) that makes us suspect Whisper
+#: stopped early at a pause, and the level (RMS of a 30 ms frame) that counts as speech.
+EARLY_STOP_S = 1.0
+EARLY_STOP_LEVEL = 0.02
+#: Longer than any one spoken word (seconds); a last word longer than this is suspect.
+MAX_WORD_S = 0.8
 
 _MODEL_CACHE: dict[tuple[str, str, int, int], Any] = {}
 _MODEL_LOCK = threading.Lock()
@@ -88,6 +94,7 @@ class WhisperEngine:
         self._model = _load(model, compute_type, threads, workers, download_root)
         self.load_seconds = time.perf_counter() - started
         self.pack_retries = 0
+        self.early_stop_retries = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> WhisperEngine:
@@ -109,6 +116,7 @@ class WhisperEngine:
         if audio.size == 0:
             return Transcript(text="", language=language or self.options.language)
         words, lang, text = self._run(audio, language)
+        words, text = self._recover_early_stop(audio, words, text, lang)
         if words or not self.options.word_timestamps:
             return Transcript(
                 text=text,
@@ -145,6 +153,44 @@ class WhisperEngine:
         return [r for r in results if r is not None]
 
     # -- internals ----------------------------------------------------------------------
+    def _recover_early_stop(
+        self, audio: np.ndarray, words: list[Word], text: str, language: str
+    ) -> tuple[list[Word], str]:
+        """Whisper sometimes ends its output at a pause mid-utterance and drops the rest
+        (seen on narrowband calls). If clearly audible speech follows the last word,
+        recognise that tail alone once and append it."""
+        if not words or not self.options.word_timestamps:
+            return words, text
+        duration = audio.size / ASR_SAMPLE_RATE
+        # An early stop often shows as a last word stretched over the unrecognised rest:
+        # then that word is recognised again with the rest.
+        stretched = words[-1].end - words[-1].start > MAX_WORD_S
+        last = words[-1].start if stretched else words[-1].end
+        if duration - last < EARLY_STOP_S:
+            return words, text
+        kept = words[:-1] if stretched else words
+        start = int(max(0.0, last - 0.1) * ASR_SAMPLE_RATE)
+        tail = audio[start:]
+        frame = int(0.03 * ASR_SAMPLE_RATE)
+        n = tail.size // frame
+        if n == 0:
+            return words, text
+        levels = np.sqrt(np.mean(np.square(tail[: n * frame].reshape(n, frame)), axis=1))
+        if np.count_nonzero(levels > EARLY_STOP_LEVEL) < 10:  # under 0.3 s of speech
+            return words, text
+        self.early_stop_retries += 1
+        more, _, _ = self._run(tail, language)
+        offset = start / ASR_SAMPLE_RATE
+        shifted = [
+            Word(w.text, w.start + offset, w.end + offset, w.probability)
+            for w in more
+            if w.start + offset >= last - 0.05  # never repeat what we have
+        ]
+        if not shifted:
+            return words, text
+        merged = kept + shifted
+        return merged, "".join(w.text for w in merged).strip()
+
     def _run(self, audio: np.ndarray, language: str | None) -> tuple[list[Word], str, str]:
         words, lang, text, _ = self._run_segments(audio, language)
         return words, lang, text
@@ -197,9 +243,7 @@ def pieces_spanned_together(
     out: set[int] = set()
     for s_start, s_end in segments:
         touched = [
-            k
-            for k, (a, b) in enumerate(spans)
-            if min(s_end, b) - max(s_start, a) > tolerance_s
+            k for k, (a, b) in enumerate(spans) if min(s_end, b) - max(s_start, a) > tolerance_s
         ]
         if len(touched) > 1:
             out.update(touched)

@@ -312,6 +312,11 @@ class MediaEndpoint:
             stream.receive_rtp(data, addr)
         self._rearm()
 
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        """Send from the RTP socket (symmetric RTP: the far end and NATs see one port)."""
+        if self._transports:
+            self._transports[0].sendto(data, addr)
+
     def _rearm(self) -> None:
         stream = self.stream
         when = stream.next_timer() if stream else None

@@ -40,6 +40,7 @@ from sipscribe.pipeline.events import (
     UtteranceEvent,
     utcnow,
 )
+from sipscribe.pipeline.speakers import SpeakerTimeline
 from sipscribe.pipeline.utterance import Role, Utterance, words_from_transcript
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class StreamPipeline:
         self.input_rate = input_rate
         self.codec = codec
         self.label = label
+        #: Names the speakers of a mixed stream (dial-out with speaker events).
+        self.speakers: SpeakerTimeline | None = None
         ctx = call.ctx
         self.transcribing = ctx.pool is not None
         self._resampler = StreamResampler(input_rate, ASR_SAMPLE_RATE)
@@ -336,6 +339,10 @@ class CallPipeline:
     ) -> None:
         self._sequence += 1
         recognized_at = utcnow()
+        speaker = None
+        if stream.speakers is not None:
+            found = stream.speakers.speaker_for(seg.speech_start_ms, seg.speech_end_ms)
+            speaker = found.to_dict() if found is not None else None
         utt = Utterance(
             call_id=self.call_id,
             stream_id=stream.stream_id,
@@ -350,6 +357,7 @@ class CallPipeline:
             language=tr.language,
             speech_ended_at=speech_ended_at,
             recognized_at=recognized_at,
+            speaker=speaker,
         )
         if self.ctx.on_latency is not None:
             self.ctx.on_latency((recognized_at - speech_ended_at).total_seconds())

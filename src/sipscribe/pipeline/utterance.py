@@ -52,9 +52,11 @@ class Utterance:
     language: str | None = None
     speech_ended_at: datetime | None = None
     recognized_at: datetime | None = None
+    #: Who spoke, for a mixed stream with speaker events: {"id", "name", "email"}.
+    speaker: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "call_id": self.call_id,
             "stream_id": self.stream_id,
             "channel": self.channel,
@@ -69,6 +71,9 @@ class Utterance:
             "speech_ended_at": _iso(self.speech_ended_at),
             "recognized_at": _iso(self.recognized_at),
         }
+        if self.speaker is not None:
+            out["speaker"] = dict(self.speaker)
+        return out
 
 
 def words_from_transcript(

@@ -130,13 +130,24 @@ async def get_call(session: AsyncSession, *, call_id: str, tenant_id: str) -> Ca
     return result.scalar_one_or_none()
 
 
+async def get_call_by_external_id(
+    session: AsyncSession, *, external_id: str, tenant_id: str
+) -> CallRecord | None:
+    """The newest call with this external id (a dial-out connection id, a SIPREC guid)."""
+    return await _newest(session, CallRecord.external_id == external_id, tenant_id)
+
+
 async def get_call_by_sip_call_id(
     session: AsyncSession, *, sip_call_id: str, tenant_id: str
 ) -> CallRecord | None:
     """The newest call recorded under a SIP Call-ID (a re-INVITE keeps it; a new session not)."""
+    return await _newest(session, CallRecord.sip_call_id == sip_call_id, tenant_id)
+
+
+async def _newest(session: AsyncSession, where: Any, tenant_id: str) -> CallRecord | None:
     result = await session.execute(
         select(CallRecord)
-        .where(CallRecord.sip_call_id == sip_call_id, CallRecord.tenant_id == tenant_id)
+        .where(where, CallRecord.tenant_id == tenant_id)
         .order_by(CallRecord.started_at.desc())
         .limit(1)
     )

@@ -298,6 +298,8 @@ class UtteranceRecord(Base):
     confidence: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     recognised_at: Mapped[datetime | None]
+    #: The named speaker of a mixed stream (dial-out speaker events), {"id","name","email"}.
+    speaker: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class DtmfEventRecord(Base):

@@ -34,6 +34,10 @@ from sipscribe.store.db import Database
 log = logging.getLogger(__name__)
 
 
+#: Ended calls remembered for late ``wait_ended`` callers.
+ENDED_KEPT = 20_000
+
+
 class StoreSink:
     def __init__(self, database: Database, *, default_tenant_id: str) -> None:
         self.database = database
@@ -44,11 +48,18 @@ class StoreSink:
         self.failures = 0
 
     def _ended_event(self, call_id: str) -> asyncio.Event:
-        return self._ended.setdefault(call_id, asyncio.Event())
+        event = self._ended.get(call_id)
+        if event is None:
+            event = self._ended[call_id] = asyncio.Event()
+            if len(self._ended) > ENDED_KEPT:  # forget the oldest calls that have ended
+                for old in [k for k, e in self._ended.items() if e.is_set()][: ENDED_KEPT // 2]:
+                    del self._ended[old]
+        return event
 
     async def wait_ended(self, call_id: str, timeout: float | None = None) -> None:
+        """Until the call's ``call.ended`` is stored; any number of waiters, at any time
+        after (a recently ended call returns at once)."""
         await asyncio.wait_for(self._ended_event(call_id).wait(), timeout)
-        self._ended.pop(call_id, None)
 
     async def run(self, subscription: Subscription) -> None:
         async for event in subscription:
@@ -92,6 +103,7 @@ class StoreSink:
                     confidence=u.confidence,
                     recognised_at=u.recognized_at,
                     sequence=u.sequence,
+                    speaker=u.speaker,
                 )
                 self.stored_utterances += 1
             elif isinstance(event, StreamStarted):
@@ -140,8 +152,12 @@ class StoreSink:
         changes: dict[str, Any] = {}
         if roles:
             changes["role_decisions"] = [*(call.role_decisions or []), roles]
-        if meta.get("parties"):
-            changes["vendor_ids"] = {**(call.vendor_ids or {}), "parties": meta["parties"]}
+        for key in ("parties", "connection"):  # start-streaming parties; dial-out state
+            if meta.get(key):
+                changes["vendor_ids"] = {
+                    **(changes.get("vendor_ids") or call.vendor_ids or {}),
+                    key: meta[key],
+                }
         if changes:
             await calls_q.update_call(s, call_id=event.call_id, tenant_id=tenant, changes=changes)
         for p in meta.get("participants", []):

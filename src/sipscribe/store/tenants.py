@@ -37,6 +37,8 @@ class TenantSettings:
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
     auto_start: bool = True
     summary_base_instructions: str | None = None
+    #: Summarise every call when it ends (the completion bundle then waits for it).
+    summary_enabled: bool = False
 
     @classmethod
     def of(cls, tenant: TenantRecord) -> TenantSettings:
@@ -53,6 +55,7 @@ class TenantSettings:
             rate_limit_per_minute=rate,
             auto_start=auto_start if isinstance(auto_start, bool) else True,
             summary_base_instructions=instructions if isinstance(instructions, str) else None,
+            summary_enabled=summary.get("enabled") is True,
         )
 
 
@@ -112,6 +115,7 @@ async def update_tenant_settings(
     auto_start: bool | None = None,
     summary_base_instructions: str | None = None,
     clear_summary_base_instructions: bool = False,
+    summary_enabled: bool | None = None,
 ) -> TenantRecord | None:
     """Change the given settings (None leaves one as it is) and commit; None if no such tenant.
 
@@ -138,6 +142,8 @@ async def update_tenant_settings(
         else:
             summary["base_instructions"] = summary_base_instructions
         settings["summary"] = summary
+    if summary_enabled is not None:
+        settings["summary"] = {**(settings.get("summary") or {}), "enabled": summary_enabled}
     # A new dict so SQLAlchemy sees the JSON column change.
     tenant.settings = settings
     await session.commit()

@@ -49,6 +49,7 @@ async def add_utterance(
     confidence: float | None = None,
     recognised_at: datetime | None = None,
     sequence: int | None = None,
+    speaker: dict[str, Any] | None = None,
 ) -> UtteranceRecord:
     """Store one utterance and commit immediately; returns it with its ``sequence``."""
     if start_ms < 0 or end_ms < start_ms:
@@ -87,6 +88,7 @@ async def add_utterance(
             confidence=confidence,
             created_at=utcnow(),
             recognised_at=recognised_at,
+            speaker=speaker,
         )
         .returning(UtteranceRecord)
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sipscribe.media.codecs.base import pyav_encode
 from sipscribe.media.codecs.g711 import encode_alaw, encode_ulaw
 from sipscribe.media.resample import resample
 from sipscribe.media.rtp import RtpPacket
@@ -67,29 +68,7 @@ def encode_frames(audio_16k: np.ndarray, codec: str) -> list[bytes]:
 
         enc = Bcg729Encoder()
         return [b"".join(enc.encode(pcm[i * step : (i + 1) * step])) for i in range(n)]
-    return _pyav_frames(pcm, "g722" if codec == "G722" else "libopus", spec.audio_rate, step)
-
-
-def _pyav_frames(pcm: np.ndarray, codec: str, rate: int, step: int) -> list[bytes]:
-    import av
-
-    ctx = av.CodecContext.create(codec, "w")
-    ctx.sample_rate = rate
-    ctx.layout = "mono"
-    ctx.format = "s16"
-    if codec == "libopus":
-        ctx.bit_rate = 32000
-    ctx.open()
-    out: list[bytes] = []
-    for i in range(0, pcm.size, step):
-        frame = av.AudioFrame.from_ndarray(
-            pcm[i : i + step].reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate = rate
-        frame.pts = i
-        out.extend(bytes(p) for p in ctx.encode(frame))
-    out.extend(bytes(p) for p in ctx.encode(None))
-    return out[: pcm.size // step]
+    return pyav_encode(pcm, "g722" if codec == "G722" else "libopus", spec.audio_rate, step)
 
 
 @dataclass

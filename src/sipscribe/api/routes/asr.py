@@ -6,6 +6,10 @@ a worker thread with the process's engine (``AppServices.asr_engine``, set by th
 composition root), and the file is deleted. One file is transcribed at a time per
 process (``MAX_CONCURRENT``) so uploads cannot crowd out live calls; a second upload
 waits for the first.
+
+Scope: ``calls.transcription.write``, the scope that starts a stored call's transcription:
+this route spends the same engine on the same work, only it keeps nothing (``calls.write``
+would also let the key create calls, which this route never does).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ model answers one request at a time, so waiting requests are capped
 (``MAX_WAITING``): past that the route answers 503 at once instead of queueing work a
 summary would then wait behind.
 
-Scope: ``llm.use`` once ``store.keys.Scope`` declares it (``LLM_USE``), until then
-``calls.summary.write`` (a key that may make summaries may use the model that makes them).
+Scope: ``llm.use``, its own so a tenant can hand out model access without the right to
+write summaries on its calls (and the reverse).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from sipscribe.store.keys import Scope
 
 router = APIRouter(prefix="/v1/llms", tags=["llms"])
 
-LLM_SCOPE: Scope = getattr(Scope, "LLM_USE", Scope.SUMMARY_WRITE)
 MAX_MESSAGE_CHARS = 100_000
 #: Completions one process accepts at once (one runs, the rest wait for the model).
 MAX_WAITING = 4
@@ -84,7 +83,7 @@ def backend_of(services: Any) -> LlmBackend:
 )
 async def complete(
     request: Request,
-    principal: Annotated[Principal, Depends(require_scope(LLM_SCOPE))],
+    principal: Annotated[Principal, Depends(require_scope(Scope.LLM_USE))],
     services: ServicesDep,
     _json: Annotated[None, JsonBody],
     body: LlmCompletionRequest,

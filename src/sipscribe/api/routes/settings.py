@@ -36,8 +36,7 @@ async def read_summary_settings(
     tenant = await tenant_store.get_tenant(session, tenant_id=principal.tenant_id)
     if tenant is None:  # deleted while its key was cached in this request
         raise ApiError(404, "Tenant not found")
-    current = tenant_store.TenantSettings.of(tenant)
-    return envelope(request, SummarySettings(base_instructions=current.summary_base_instructions))
+    return envelope(request, _out(tenant_store.TenantSettings.of(tenant)))
 
 
 @router.patch(
@@ -53,17 +52,25 @@ async def update_summary_settings(
     _json: Annotated[None, JsonBody],
     body: SummarySettingsPatch,
 ) -> Envelope[SummarySettings]:
+    changes: dict[str, object] = {}
     if "base_instructions" in body.model_fields_set:
         text = (body.base_instructions or "").strip() or None
+        changes["summary_base_instructions"] = text
+        changes["clear_summary_base_instructions"] = text is None
+    if body.enabled is not None:
+        changes["summary_enabled"] = body.enabled
+    if changes:
         tenant = await tenant_store.update_tenant_settings(
-            session,
-            tenant_id=principal.tenant_id,
-            summary_base_instructions=text,
-            clear_summary_base_instructions=text is None,
+            session, tenant_id=principal.tenant_id, **changes
         )
     else:
         tenant = await tenant_store.get_tenant(session, tenant_id=principal.tenant_id)
     if tenant is None:
         raise ApiError(404, "Tenant not found")
-    current = tenant_store.TenantSettings.of(tenant)
-    return envelope(request, SummarySettings(base_instructions=current.summary_base_instructions))
+    return envelope(request, _out(tenant_store.TenantSettings.of(tenant)))
+
+
+def _out(current: tenant_store.TenantSettings) -> SummarySettings:
+    return SummarySettings(
+        base_instructions=current.summary_base_instructions, enabled=current.summary_enabled
+    )

@@ -100,3 +100,30 @@ def _frame_to_mono(frame: object) -> PCM:
     elif data.dtype != np.int16:
         data = np.clip(data, -32768, 32767)
     return data.astype(np.int16, copy=False)
+
+
+def pyav_encode(pcm: np.ndarray, codec: str, rate: int, step: int) -> list[bytes]:
+    """Encode int16 mono PCM with FFmpeg's ``codec`` into one payload per ``step`` samples.
+
+    The send side (silence frames for dial-out) and the test RTP sender use it; the
+    encoder's look-ahead means the first payloads may come out later than their input.
+    """
+    import av
+
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.sample_rate = rate
+    ctx.layout = "mono"
+    ctx.format = "s16"
+    if codec == "libopus":
+        ctx.bit_rate = 32000
+    ctx.open()
+    out: list[bytes] = []
+    for i in range(0, pcm.size, step):
+        frame = av.AudioFrame.from_ndarray(
+            pcm[i : i + step].reshape(1, -1), format="s16", layout="mono"
+        )
+        frame.sample_rate = rate
+        frame.pts = i
+        out.extend(bytes(p) for p in ctx.encode(frame))
+    out.extend(bytes(p) for p in ctx.encode(None))
+    return out[: pcm.size // step]
