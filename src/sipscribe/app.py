@@ -190,6 +190,7 @@ class Server:
             s.sip_host, s.sip_port, tls_port=s.sip_tls_port, tls_context=s.sip_tls_context()
         )
         self.sip_tls_port = transport.tls_port
+        transport.client_tls_context = s.sip_client_tls_context()
         recorder.pump = transport.pump
         dialer.pump = transport.pump
         self.dialer = dialer
@@ -307,25 +308,32 @@ class Server:
         self._closers.append(analyzer.aclose)
 
     async def _media_metrics(self, metrics: Any, interval: float = 2.0) -> None:
-        """Fold every live stream's RTP counters into the Prometheus metrics."""
+        """Fold every live stream's RTP counters (recorded and dialled calls) into the
+        Prometheus metrics."""
         seen: dict[int, tuple[int, int]] = {}
         while True:
             await asyncio.sleep(interval)
             alive: set[int] = set()
-            for call in list(self.recorder.calls.values()):
-                for live in list(call.streams.values()):
-                    stream = live.endpoint.stream
-                    if stream is None:
-                        continue
-                    key = id(stream)
-                    alive.add(key)
-                    st = stream.stats
-                    packets, lost = seen.get(key, (0, 0))
-                    metrics.rtp_packets.inc(max(0, st.packets - packets))
-                    metrics.rtp_packets_lost.inc(max(0, st.lost - lost))
-                    seen[key] = (st.packets, st.lost)
-                    metrics.rtp_jitter.set(st.jitter_ms / 1000)
-                    metrics.rtp_jitter_histogram.observe(st.jitter_ms / 1000)
+            streams = [
+                live.endpoint.stream
+                for call in list(self.recorder.calls.values())
+                for live in list(call.streams.values())
+            ]
+            dialer = getattr(self, "dialer", None)
+            if dialer is not None:
+                streams += [c.media.stream for c in list(dialer.connections.values())]
+            for stream in streams:
+                if stream is None:
+                    continue
+                key = id(stream)
+                alive.add(key)
+                st = stream.stats
+                packets, lost = seen.get(key, (0, 0))
+                metrics.rtp_packets.inc(max(0, st.packets - packets))
+                metrics.rtp_packets_lost.inc(max(0, st.lost - lost))
+                seen[key] = (st.packets, st.lost)
+                metrics.rtp_jitter.set(st.jitter_ms / 1000)
+                metrics.rtp_jitter_histogram.observe(st.jitter_ms / 1000)
             for key in set(seen) - alive:
                 del seen[key]
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     sip_tls_cert: Path | None = None
     sip_tls_key: Path | None = None
     sip_tls_client_ca: Path | None = None
+    #: CA bundle that signs the servers we connect to over TLS (dial-out to sips: URIs);
+    #: None: the system's CAs. Our certificate (sip_tls_cert) is presented when set.
+    sip_tls_ca_file: Path | None = None
     auto_start: bool = True
     record_plain_calls: bool = False
     max_sessions: int = Field(default=1000, ge=1)
@@ -169,6 +172,19 @@ class Settings(BaseSettings):
                 ctx.verify_mode = ssl.CERT_REQUIRED
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"SIP TLS certificate or key unusable: {exc}") from exc
+        return ctx
+
+    def sip_client_tls_context(self) -> ssl.SSLContext:
+        """The TLS context for connections we open (dial-out over TLS): the server is
+        verified against ``sip_tls_ca_file`` (or the system CAs), our certificate offered."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        try:
+            if self.sip_tls_ca_file is not None:
+                ctx.load_verify_locations(self.sip_tls_ca_file)
+            if self.sip_tls_cert is not None:
+                ctx.load_cert_chain(self.sip_tls_cert, self.sip_tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"SIP TLS client CA or certificate unusable: {exc}") from exc
         return ctx
 
     @property

@@ -263,6 +263,39 @@ async def test_api_errors(tmp_path: Path, engine: Any) -> None:
         assert first.status_code == 201, first.text
         second = await post({"operation": "start", "endpoint": silent})
         assert second.status_code == 429, second.text
+        # Scopes and tenants: connect.write is needed; another tenant sees no connection.
+        from sipscribe.store import keys as keys_q
+
+        async with server.services.database.session() as s:
+            _, reader = await keys_q.create_key(
+                s, tenant_name="default", scopes=["calls.read"], name="r"
+            )
+            _, other = await keys_q.create_key(s, tenant_name="globex", scopes=["admin"], name="o")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}") as c:
+            r = await c.post(
+                CONNECT,
+                json={"operation": "start", "endpoint": silent},
+                headers={"Authorization": f"Bearer {reader}"},
+            )
+            assert r.status_code == 403 and "connect.write" in r.json()["error"]["message"]
+            first_id = first.json()["connectionId"]
+            for method, path, body in [
+                ("GET", f"{CONNECT}/{first_id}", None),
+                ("POST", CONNECT, {"operation": "stop", "connectionId": first_id}),
+                (
+                    "POST",
+                    f"/v1/event/{first_id}",
+                    {"type": "started_speaking", "user": {"id": "x"}},
+                ),
+            ]:
+                r = await c.request(
+                    method, path, json=body, headers={"Authorization": f"Bearer {other}"}
+                )
+                assert r.status_code == 404, (path, r.text)
+        r = await api(
+            server, "POST", f"/v1/event/{first_id}", json={"type": "shouting", "user": {"id": "x"}}
+        )
+        assert r.status_code == 400 and r.json()["error"]["field"] == "type"
         r = await post({"operation": "stop", "connectionId": first.json()["connectionId"]})
         assert r.status_code == 200 and r.json()["state"] == "ended"
         assert r.json()["reason"] in ("cancelled", "timeout")
@@ -295,6 +328,34 @@ async def test_far_end_hold_reinvite_then_bye(tmp_path: Path, engine: Any) -> No
         ).total_seconds()
         assert len(arrivals) > 40 and 1.0 < sent_for < 2.3, (len(arrivals), sent_for)
         assert lasted > sent_for + 1.0, (lasted, sent_for)
+    finally:
+        await uas.stop()
+        await server.stop(drain_timeout=5)
+
+
+async def test_early_media_is_transcribed_before_the_answer(
+    tmp_path: Path, engine: Any, librivox: list[Any]
+) -> None:
+    """A 183 with SDP (an IVR prompt before answer): we listen from the 183 on."""
+    audio, reference = _speech_ulaw(librivox, seconds=6.0)
+    early_ms = int(len(audio) / 8) + 1500
+    server = await start_server(tmp_path, engine)
+    uas = SippUas("uas_early_media", audio=audio, call_ms=early_ms, timeout=60)
+    await uas.start()
+    try:
+        started = await _start(server, uas)
+        cid = started["connectionId"]
+        ringing = await _state(server, cid, {"ringing"})
+        assert ringing["sipStatus"] == 183
+        await _state(server, cid, {"connected"}, timeout=early_ms / 1000 + 10)
+        r = await api(server, "POST", CONNECT, json={"operation": "stop", "connectionId": cid})
+        assert r.json()["reason"] == "completed"
+        utterances = await _utterances(server, started["conversationId"])
+        hyp = " ".join(u["text"] for u in utterances).lower()
+        first = " ".join(hyp.split()[: len(reference.split())])
+        assert jiwer.wer(reference.lower(), first) <= 0.3, hyp
+        # What was said before the answer is in the transcript: it ends before the 200.
+        assert utterances[0]["start"] < early_ms / 1000 - 1.0
     finally:
         await uas.stop()
         await server.stop(drain_timeout=5)

@@ -78,6 +78,8 @@ class SipTransport:
         self.tcp_port: int | None = None
         self.tls_port: int | None = None
         self._tls_context: ssl.SSLContext | None = None
+        #: For connections we open over TLS; None: the system CAs.
+        self.client_tls_context: ssl.SSLContext | None = None
 
     def now(self) -> float:
         return self._loop.time()
@@ -165,7 +167,7 @@ class SipTransport:
         try:
             ctx = None
             if kind == "TLS":
-                ctx = ssl.create_default_context()
+                ctx = self.client_tls_context or ssl.create_default_context()
             _, proto = await self._loop.create_connection(
                 lambda: _Stream(self, kind), peer.address[0], peer.address[1], ssl=ctx
             )
