@@ -359,3 +359,29 @@ async def test_early_media_is_transcribed_before_the_answer(
     finally:
         await uas.stop()
         await server.stop(drain_timeout=5)
+
+
+async def test_sigterm_drain_hangs_up_and_keeps_what_was_said(
+    tmp_path: Path, engine: Any, librivox: list[Any]
+) -> None:
+    audio, _ = _speech_ulaw(librivox, seconds=5.0)
+    server = await start_server(tmp_path, engine)
+    uas = SippUas("uas_answer", audio=audio, timeout=60)
+    await uas.start()
+    stopped = False
+    try:
+        started = await _start(server, uas)
+        cid = started["connectionId"]
+        await _state(server, cid, {"connected"})
+        await asyncio.sleep(len(audio) / 8000 + 1.0)
+        await server.stop(drain_timeout=10)  # what SIGTERM runs
+        stopped = True
+        conn = server.dialer.get(cid)
+        assert conn is not None and conn.reason == "completed"
+        assert conn.detail == "server shutdown"
+        assert server.store_sink.stored_utterances >= 1
+        assert await uas.wait(15) == 0, uas.sipp.report()  # it got our BYE
+    finally:
+        await uas.stop()
+        if not stopped:
+            await server.stop(drain_timeout=5)

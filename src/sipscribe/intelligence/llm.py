@@ -303,7 +303,7 @@ class LlmSettings:
     threads: int = 1
     batch_threads: int = 2
     context_tokens: int = 4096
-    nice: int = 10
+    nice: int = 19
     base_url: str | None = None
     model: str | None = None
     api_key: str | None = None
