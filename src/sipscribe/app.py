@@ -203,6 +203,7 @@ class Server:
             transcription_runner=UploadTranscriber(
                 pool=pool,
                 bus=raw_bus,
+                public_bus=public_bus,  # its redaction spans silence the stored upload
                 store=store_sink,
                 endpointer=endpointer,
                 language=s.asr_language,

@@ -149,11 +149,11 @@ async def test_other_tenant_sees_nothing(api: Api, endpoint: Endpoint) -> None:
         assert seen.status_code == 404
         await api.settle()
     elif endpoint.method == "GET":
-        assert data == {"base_instructions": None}
+        assert data == {"base_instructions": None, "enabled": False}
     else:
         acme = await api.headers("acme", ["admin"])
         seen = await api.client.get("/api/v2/settings/summary", headers=acme)
-        assert seen.json()["data"] == {"base_instructions": "Acme."}
+        assert seen.json()["data"] == {"base_instructions": "Acme.", "enabled": False}
 
 
 async def test_api_key_header_works_too(api: Api) -> None:

@@ -22,22 +22,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
 
 from sipscribe.api.deps import OptionsDep, Principal, ServicesDep, SettingsDep, require_scope
 from sipscribe.api.errors import ApiError
-from sipscribe.api.middleware import allow_body_size
 from sipscribe.api.routes.calls import parse_roles, safe_filename
 from sipscribe.api.schemas import AUTH_ERRORS, Envelope, envelope, error_responses
+from sipscribe.api.upload_form import read_audio_form, save_upload, text_field
 from sipscribe.media.audiofile import AudioFileError, probe
 from sipscribe.store.keys import Scope
 
 router = APIRouter(prefix="/v1/asr", tags=["asr"])
 
 MAX_CONCURRENT = 1
-MAX_FORM_FIELD_BYTES = 64 * 1024
-ACCEPTED_PREFIXES = ("audio/", "video/")
-ACCEPTED_EXACT = frozenset({"application/octet-stream", "application/ogg"})
 
 TRANSCRIBE_BODY_SCHEMA: dict[str, Any] = {
     "required": True,
@@ -80,37 +76,12 @@ class TranscribeOut(BaseModel):
     utterances: list[TranscribedUtterance]
 
 
-def _accepted(content_type: str | None) -> bool:
-    if not content_type:
-        return True
-    media_type = content_type.split(";")[0].strip().lower()
-    return media_type.startswith(ACCEPTED_PREFIXES) or media_type in ACCEPTED_EXACT
-
-
-def _text(form: Any, name: str, max_length: int) -> str | None:
-    value = form.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, f"{name}: must be a text field, not a file")
-    value = value.strip()
-    if len(value) > max_length:
-        raise ApiError(400, f"{name}: longer than {max_length} characters")
-    return value or None
-
-
 def _gate(request: Request) -> asyncio.Semaphore:
     state = request.app.state
     gate = getattr(state, "asr_transcribe_gate", None)
     if gate is None:
         gate = state.asr_transcribe_gate = asyncio.Semaphore(MAX_CONCURRENT)
     return gate  # type: ignore[no-any-return]
-
-
-def _copy(source: Any, target: Path) -> None:
-    source.seek(0)
-    with target.open("xb") as out:
-        shutil.copyfileobj(source, out, 1024 * 1024)
 
 
 @router.post(
@@ -132,30 +103,15 @@ async def transcribe(
     engine = getattr(services, "asr_engine", None)
     if engine is None:
         raise ApiError(503, "Transcription is not available on this server yet")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
-        raise ApiError(415, f"Content-Type must be multipart/form-data, got {media_type or 'none'}")
-    allow_body_size(request, options.max_upload_bytes)
-    form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_FORM_FIELD_BYTES)
+    form, upload = await read_audio_form(
+        request, max_upload_bytes=options.max_upload_bytes, max_fields=4
+    )
     workdir = Path(tempfile.mkdtemp(prefix="asr-", dir=_tmp_root(settings)))
     try:
-        upload = form.get("file")
-        if upload is None:
-            raise ApiError(400, "file: a file part named 'file' is required")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(400, "file: must be a file part, not a text field")
-        if not _accepted(upload.content_type):
-            raise ApiError(
-                415,
-                f"file: content type {upload.content_type} is not audio;"
-                " send audio/* (WAV, MP3, OGG, FLAC, …)",
-            )
-        if not upload.size:
-            raise ApiError(400, "file: the uploaded file is empty")
-        roles = parse_roles(_text(form, "roles", 200))
-        language = _text(form, "language", 16)
+        roles = parse_roles(text_field(form, "roles", max_length=200))
+        language = text_field(form, "language", max_length=16)
         path = workdir / safe_filename(upload.filename)
-        await asyncio.to_thread(_copy, upload.file, path)
+        await asyncio.to_thread(save_upload, upload.file, path)
         await form.close()
         try:
             info = await asyncio.to_thread(probe, path)

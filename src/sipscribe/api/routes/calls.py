@@ -8,13 +8,12 @@ import re
 import shutil
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, BinaryIO
+from pathlib import PurePosixPath
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BeforeValidator
-from starlette.datastructures import UploadFile
 
 from sipscribe.api.deps import (
     OptionsDep,
@@ -26,7 +25,6 @@ from sipscribe.api.deps import (
 )
 from sipscribe.api.errors import ApiError
 from sipscribe.api.jobs import run_transcription
-from sipscribe.api.middleware import allow_body_size
 from sipscribe.api.schemas import (
     AUTH_ERRORS,
     CallOut,
@@ -35,6 +33,7 @@ from sipscribe.api.schemas import (
     envelope,
     error_responses,
 )
+from sipscribe.api.upload_form import read_audio_form, save_upload, text_field
 from sipscribe.store import calls as call_store
 from sipscribe.store.keys import Scope
 from sipscribe.store.models import CallDirection, CallSource, CallState, Role, TranscriptionState
@@ -46,10 +45,6 @@ router = APIRouter(prefix="/api/v2/calls", tags=["calls"])
 CallId = Annotated[str, PathParam(min_length=1, max_length=64, description="The call's id")]
 
 MAX_EXTERNAL_ID = 255
-MAX_FORM_FIELD_BYTES = 64 * 1024
-# Audio of any container PyAV can open; octet-stream because many clients send nothing better.
-ACCEPTED_PART_TYPES = ("audio/", "video/")
-ACCEPTED_EXACT_TYPES = frozenset({"application/octet-stream", "application/ogg"})
 
 UPLOAD_BODY_SCHEMA: dict[str, Any] = {
     "required": True,
@@ -179,33 +174,6 @@ def safe_filename(name: str | None) -> str:
     return cleaned or "upload"
 
 
-def _accepted_part_type(content_type: str | None) -> bool:
-    if not content_type:
-        return True
-    media_type = content_type.split(";")[0].strip().lower()
-    return media_type.startswith(ACCEPTED_PART_TYPES) or media_type in ACCEPTED_EXACT_TYPES
-
-
-def _save_upload(source: BinaryIO, target: Path) -> int:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    source.seek(0)
-    with target.open("xb") as out:
-        shutil.copyfileobj(source, out, 1024 * 1024)
-        return out.tell()
-
-
-def _text_field(form: Any, name: str, *, max_length: int) -> str | None:
-    value = form.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, f"{name}: must be a text field, not a file")
-    value = value.strip()
-    if len(value) > max_length:
-        raise ApiError(400, f"{name}: longer than {max_length} characters")
-    return value or None
-
-
 @router.post(
     "",
     status_code=201,
@@ -225,35 +193,20 @@ async def upload_call(
     database = services.database
     if runner is None or database is None:
         raise ApiError(503, "Transcription is not available on this server yet")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
-        raise ApiError(415, f"Content-Type must be multipart/form-data, got {media_type or 'none'}")
-    allow_body_size(request, options.max_upload_bytes)
-    form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_FORM_FIELD_BYTES)
+    form, upload = await read_audio_form(
+        request, max_upload_bytes=options.max_upload_bytes, max_fields=8
+    )
     try:
-        upload = form.get("file")
-        if upload is None:
-            raise ApiError(400, "file: a file part named 'file' is required")
-        if not isinstance(upload, UploadFile):
-            raise ApiError(400, "file: must be a file part, not a text field")
-        if not _accepted_part_type(upload.content_type):
-            raise ApiError(
-                415,
-                f"file: content type {upload.content_type} is not audio;"
-                " send audio/* (WAV, MP3, OGG, FLAC, …)",
-            )
-        if not upload.size:
-            raise ApiError(400, "file: the uploaded file is empty")
-        external_id = _text_field(form, "external_id", max_length=MAX_EXTERNAL_ID)
-        roles = parse_roles(_text_field(form, "roles", max_length=200))
-        direction = _text_field(form, "direction", max_length=16)
+        external_id = text_field(form, "external_id", max_length=MAX_EXTERNAL_ID)
+        roles = parse_roles(text_field(form, "roles", max_length=200))
+        direction = text_field(form, "direction", max_length=16)
         if direction is not None and direction not in {d.value for d in CallDirection}:
             raise ApiError(400, f"direction: {direction!r} is not 'inbound' or 'outbound'")
         call_id = str(uuid.uuid4())
         target = (
             settings.data_dir.resolve() / "recordings" / call_id / safe_filename(upload.filename)
         )
-        await asyncio.to_thread(_save_upload, upload.file, target)
+        await asyncio.to_thread(save_upload, upload.file, target)
     finally:
         await form.close()
     decisions = [
