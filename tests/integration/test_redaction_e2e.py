@@ -33,11 +33,23 @@ from tests.integration.sipp import (
 
 pytestmark = [pytest.mark.integration, requires_sipp]
 ESPEAK = shutil.which("espeak-ng")
+# A valid (Luhn) test card with varied digits: a run of "one one one…" sends tiny.en
+# into a repetition loop to its token limit (~40 s per utterance), varied digits do not.
+CARD_DIGITS = "4539148803436467"
+_WORDS = "zero one two three four five six seven eight nine".split()
 CARD_SENTENCE = (
-    "I would like to pay my bill. My card number is four one one one, one one one one, "
-    "one one one one, one one one one."
+    "I would like to pay my bill. My card number is "
+    + ", ".join(" ".join(_WORDS[int(d)] for d in CARD_DIGITS[i : i + 4]) for i in (0, 4, 8, 12))
+    + "."
 )
-LEAK = re.compile(r"4111|1111|(four|one)[ ,.]+one[ ,.]+one[ ,.]+one", re.I)
+# Any group of the card as a number of its own (not inside a timestamp) or as words.
+LEAK = re.compile(
+    "|".join(
+        [rf"(?<!\d){CARD_DIGITS[i : i + 4]}(?!\d)" for i in (0, 4, 8, 12)]
+        + [r"[ ,.-]+".join(_WORDS[int(d)] for d in CARD_DIGITS[i : i + 4]) for i in (0, 4, 8, 12)]
+    ),
+    re.I,
+)
 
 
 def synthesize(tmp: Path, text: str) -> np.ndarray:
