@@ -67,9 +67,26 @@ def test_enabled_freezes_and_sets_thresholds_and_restore_undoes_it() -> None:
     assert any(old is o for o in gc.get_objects(generation=2)), "back in the oldest generation"
 
 
-def test_default_thresholds_leave_full_collections_possible() -> None:
-    a, b, c = GC_THRESHOLDS
-    assert a > 700 and b >= 1 and c >= 1
+def _full_collections_while_growing(n: int) -> int:
+    """Automatic generation-2 collections while `n` long-lived containers are made."""
+    full: list[int] = []
+    keep: list[list[int]] = []
+    gc.collect()  # every generation's count starts from zero
+    with GcPauseWatch(lambda gen, _s: full.append(gen) if gen == 2 else None):
+        for i in range(n):
+            keep.append([i])
+    return len(full)
+
+
+def test_default_thresholds_make_full_collections_rarer() -> None:
+    gc.set_threshold(700, 10, 10)
+    untuned = _full_collections_while_growing(300_000)
+    tuning = tune_gc(load_settings(gc_tuning=True))
+    assert gc.get_threshold() == GC_THRESHOLDS
+    tuned = _full_collections_while_growing(300_000)
+    tuning.restore()
+    assert untuned >= 1, "CPython's thresholds collect generation 2 while the heap grows"
+    assert tuned < untuned
 
 
 def test_disabled_changes_nothing() -> None:

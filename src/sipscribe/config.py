@@ -53,8 +53,9 @@ class Settings(BaseSettings):
     max_sessions: int = Field(default=1000, ge=1)
     #: Source networks allowed to send INVITEs (comma-separated CIDRs); empty: everyone.
     sip_allow_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    #: INVITEs per second per source address before 503.
-    sip_rate_per_source: float = Field(default=50.0, gt=0)
+    #: INVITEs per second per source address before 503 (burst 2x). One SBC is one source
+    #: carrying a whole site, and after a failover it re-invites every active call at once.
+    sip_rate_per_source: float = Field(default=200.0, gt=0)
     #: Role decisions: AOR regexes naming agents/customers, who the calling party is, and
     #: the m-line order to fall back on (CUSTOMER_FIRST or AGENT_FIRST).
     agent_aor_patterns: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -109,7 +109,7 @@ class Admission:
     allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_sessions: int = 1000
     #: INVITEs per second per source address (token bucket, burst = 2x).
-    per_source_rate: float = 50.0
+    per_source_rate: float = 200.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> Admission:
@@ -119,7 +119,7 @@ class Admission:
         return cls(
             allow=tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs),
             max_sessions=int(getattr(settings, "max_sessions", 1000)),
-            per_source_rate=float(getattr(settings, "sip_rate_per_source", 50.0)),
+            per_source_rate=float(getattr(settings, "sip_rate_per_source", 200.0)),
         )
 
     def allowed(self, address: str) -> bool:
