@@ -186,6 +186,24 @@ async def wait_transcript(server: Server, timeout: float = 120) -> tuple[dict, l
     raise AssertionError("call transcript not stored in time")
 
 
+async def wait_connection(
+    server: Server, connection_id: str, states: set[str] | str, timeout: float = 30
+) -> dict[str, Any]:
+    """Poll ``GET /v1/endpoint:connect/{id}`` until the dial-out is in one of ``states``."""
+    want = {states} if isinstance(states, str) else states
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    body: dict[str, Any] = {}
+    while loop.time() < deadline:
+        r = await api(server, "GET", f"/v1/endpoint:connect/{connection_id}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["state"] in want:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"connection {connection_id} never reached {want}: {body}")
+
+
 def compose(
     tmp: Path, name: str, steps: list[tuple[str, dict[str, str]] | int], **subs: str
 ) -> Path:

@@ -14,7 +14,7 @@ import jiwer
 import pytest
 
 from tests.integration.baresip import Baresip, requires_baresip, speech_wav
-from tests.integration.sipp import api, start_server
+from tests.integration.sipp import api, start_server, wait_connection
 
 pytestmark = [pytest.mark.integration, requires_baresip]
 
@@ -32,17 +32,6 @@ class _Inbox:
         self.messages.append(message_from_bytes(envelope.content))
         self.arrived.set()
         return "250 OK"
-
-
-async def _wait_state(server: Any, cid: str, state: str, timeout: float) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        body = (await api(server, "GET", f"{CONNECT}/{cid}")).json()
-        if body["state"] == state:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"connection {cid} never became {state}")
 
 
 @pytest.mark.parametrize("codec", ["PCMU", "G722"])
@@ -97,7 +86,7 @@ async def test_dial_baresip_transcribe_dtmf_speakers_and_summary_email(
         started = r.json()
         cid, conversation = started["connectionId"], started["conversationId"]
         await far.wait_call_established(15)
-        up = await _wait_state(server, cid, "connected", 10)
+        up = await wait_connection(server, cid, "connected", 10)
         assert up["codec"].upper() == codec
         # The reader is "Ann": a conferencing client would post this when she unmutes.
         r = await api(
@@ -113,7 +102,7 @@ async def test_dial_baresip_transcribe_dtmf_speakers_and_summary_email(
         assert await far.wait_dtmf(5, 15) == list("4711#")
         await asyncio.sleep(wav.duration_s + 2.5)  # the speech, then the endpointer's pause
         await far.hangup()  # the far end ends the call with a BYE
-        ended = await _wait_state(server, cid, "ended", 20)
+        ended = await wait_connection(server, cid, "ended", 20)
         assert ended["reason"] == "completed" and ended["dtmfSent"] == "4711#"
 
         await server.store_sink.wait_ended(conversation, 60)

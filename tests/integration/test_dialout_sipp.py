@@ -17,7 +17,7 @@ import pytest
 
 from sipscribe.media.codecs.g711 import encode_ulaw
 from sipscribe.media.resample import resample
-from tests.integration.sipp import api, start_server
+from tests.integration.sipp import api, start_server, wait_connection
 from tests.integration.sipp_uas import SippUas, requires_sipp
 
 pytestmark = [pytest.mark.integration, requires_sipp]
@@ -37,20 +37,6 @@ def _speech_ulaw(librivox: list[Any], seconds: float = 12.0) -> tuple[bytes, str
     audio = resample(np.concatenate(parts), 16000, 8000)
     pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     return encode_ulaw(pcm), " ".join(texts)
-
-
-async def _state(server: Any, cid: str, want: set[str], timeout: float = 30) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    body: dict[str, Any] = {}
-    while loop.time() < deadline:
-        r = await api(server, "GET", f"{CONNECT}/{cid}")
-        assert r.status_code == 200, r.text
-        body = r.json()
-        if body["state"] in want:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"connection {cid} never reached {want}: {body}")
 
 
 async def _start(server: Any, uas: SippUas, **extra: Any) -> dict[str, Any]:
@@ -87,7 +73,7 @@ async def test_answered_call_is_transcribed_and_gets_our_dtmf(
         assert started["eventUrl"].endswith(f"/v1/event/{started['connectionId']}")
         assert started["resultWebSocketUrl"].startswith("ws://")
         cid = started["connectionId"]
-        up = await _state(server, cid, {"connected"})
+        up = await wait_connection(server, cid, {"connected"})
         assert up["sipStatus"] == 200 and up["codec"] == "PCMU"
         await asyncio.sleep(len(audio) / 8000 + 2)  # let sipp play its audio once
         r = await api(server, "POST", CONNECT, json={"operation": "stop", "connectionId": cid})
@@ -126,7 +112,7 @@ async def test_digest_auth_then_connected(
             server, uas, endpoint={"auth": {"username": "alice", "password": "s3cret"}}
         )
         cid = started["connectionId"]
-        await _state(server, cid, {"connected"})
+        await wait_connection(server, cid, {"connected"})
         assert uas.digest_valid("s3cret")
         invites = [m for m in uas.sipp.received("INVITE")]
         assert len(invites) == 2 and f"\n{header}: Digest " in invites[1].replace("\r", "")
@@ -146,7 +132,7 @@ async def test_wrong_password_ends_auth_failed_or_rejected(tmp_path: Path, engin
         started = await _start(
             server, uas, endpoint={"auth": {"username": "alice", "password": "wrong"}}
         )
-        ended = await _state(server, started["connectionId"], {"ended"})
+        ended = await wait_connection(server, started["connectionId"], {"ended"})
         assert ended["sipStatus"] in (401, 403)
         assert ended["reason"] == ("auth_failed" if ended["sipStatus"] == 401 else "rejected")
     finally:
@@ -160,7 +146,7 @@ async def test_busy(tmp_path: Path, engine: Any) -> None:
     await uas.start()
     try:
         started = await _start(server, uas)
-        ended = await _state(server, started["connectionId"], {"ended"})
+        ended = await wait_connection(server, started["connectionId"], {"ended"})
         assert (ended["sipStatus"], ended["reason"]) == (486, "busy")
         assert await uas.wait(15) == 0, uas.sipp.report()
     finally:
@@ -175,9 +161,9 @@ async def test_no_answer_is_cancelled_after_the_ring_timeout(tmp_path: Path, eng
     try:
         started = await _start(server, uas)
         cid = started["connectionId"]
-        ringing = await _state(server, cid, {"ringing"})
+        ringing = await wait_connection(server, cid, {"ringing"})
         assert ringing["sipStatus"] == 180
-        ended = await _state(server, cid, {"ended"}, timeout=15)
+        ended = await wait_connection(server, cid, {"ended"}, timeout=15)
         assert (ended["sipStatus"], ended["reason"]) == (487, "no_answer")
         assert await uas.wait(15) == 0, uas.sipp.report()
         assert uas.sipp.received("CANCEL"), "sipp never saw our CANCEL"
@@ -193,8 +179,8 @@ async def test_far_end_bye_mid_call(tmp_path: Path, engine: Any) -> None:
     try:
         started = await _start(server, uas)
         cid = started["connectionId"]
-        await _state(server, cid, {"connected"})
-        ended = await _state(server, cid, {"ended"}, timeout=20)
+        await wait_connection(server, cid, {"connected"})
+        ended = await wait_connection(server, cid, {"ended"}, timeout=20)
         assert ended["reason"] == "completed" and "far end" in (ended["detail"] or "")
         assert await uas.wait(15) == 0, uas.sipp.report()
         # The call record keeps the outcome after the connection is gone from memory.
@@ -312,8 +298,8 @@ async def test_far_end_hold_reinvite_then_bye(tmp_path: Path, engine: Any) -> No
     try:
         started = await _start(server, uas)
         cid = started["connectionId"]
-        await _state(server, cid, {"connected"})
-        ended = await _state(server, cid, {"ended"}, timeout=20)
+        await wait_connection(server, cid, {"connected"})
+        ended = await wait_connection(server, cid, {"ended"}, timeout=20)
         assert ended["reason"] == "completed"
         assert await uas.wait(15) == 0, uas.sipp.report()
         answers = [m for m in uas.sipp.received("SIP/2.0 200") if "a=recvonly" in m]
@@ -345,9 +331,9 @@ async def test_early_media_is_transcribed_before_the_answer(
     try:
         started = await _start(server, uas)
         cid = started["connectionId"]
-        ringing = await _state(server, cid, {"ringing"})
+        ringing = await wait_connection(server, cid, {"ringing"})
         assert ringing["sipStatus"] == 183
-        await _state(server, cid, {"connected"}, timeout=early_ms / 1000 + 10)
+        await wait_connection(server, cid, {"connected"}, timeout=early_ms / 1000 + 10)
         r = await api(server, "POST", CONNECT, json={"operation": "stop", "connectionId": cid})
         assert r.json()["reason"] == "completed"
         utterances = await _utterances(server, started["conversationId"])
@@ -372,7 +358,7 @@ async def test_sigterm_drain_hangs_up_and_keeps_what_was_said(
     try:
         started = await _start(server, uas)
         cid = started["connectionId"]
-        await _state(server, cid, {"connected"})
+        await wait_connection(server, cid, {"connected"})
         await asyncio.sleep(len(audio) / 8000 + 1.0)
         await server.stop(drain_timeout=10)  # what SIGTERM runs
         stopped = True

@@ -12,24 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.sipp import api, start_server
+from tests.integration.sipp import api, start_server, wait_connection
 from tests.integration.test_sip_transports import _cert, _write
 
 pytestmark = pytest.mark.integration
 
 CONNECT = "/v1/endpoint:connect"
-
-
-async def _until(server: Any, cid: str, state: str, timeout: float = 20) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    body: dict[str, Any] = {}
-    while loop.time() < deadline:
-        body = (await api(server, "GET", f"{CONNECT}/{cid}")).json()
-        if body["state"] == state:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never {state}: {body}")
 
 
 async def test_dial_a_sips_uri_verified_by_our_ca(tmp_path: Path, engine: Any) -> None:
@@ -55,7 +43,7 @@ async def test_dial_a_sips_uri_verified_by_our_ca(tmp_path: Path, engine: Any) -
         )
         assert r.status_code == 201, r.text
         cid = r.json()["connectionId"]
-        up = await _until(near, cid, "connected")
+        up = await wait_connection(near, cid, "connected", 20)
         # The far end recorded our call (same SIP Call-ID) and hears our RTP.
         for _ in range(100):
             if far.recorder.calls:

@@ -67,9 +67,10 @@ KEEP_ENDED = 10_000
 
 
 class DialError(Exception):
-    """A connect request that cannot be started; ``status`` is the HTTP status to answer."""
+    """A connect request that cannot be served; ``status`` is the HTTP status to answer and
+    ``field`` the input at fault, if one is."""
 
-    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -113,10 +114,8 @@ class Connection:
     sender: RtpSender | None = None
     speakers: SpeakerTimeline = field(default_factory=SpeakerTimeline)
     ending: bool = False
-    stopping: bool = False  # a stop request (or shutdown) wants it over
     ring_timed_out: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    actions_done: asyncio.Event = field(default_factory=asyncio.Event)
     action_results: list[dict[str, Any]] = field(default_factory=list)
     _timers: list[asyncio.TimerHandle] = field(default_factory=list)
     _send_timer: asyncio.TimerHandle | None = None
@@ -282,7 +281,6 @@ class Dialer:
             if ended is not None:
                 return ended
             raise DialError(404, f"no connection {connection_id}")
-        conn.stopping = True
         self._hang_up(conn, "completed", "stopped by request")
         await asyncio.wait_for(conn.done.wait(), wait)
         return conn
@@ -304,7 +302,6 @@ class Dialer:
         """Refuse new connections; hang up the live ones (their audio is still transcribed)."""
         self.draining = True
         for conn in list(self.connections.values()):
-            conn.stopping = True
             self._hang_up(conn, "completed", "server shutdown")
         waits = [c.done.wait() for c in list(self.connections.values())]
         if waits:
@@ -341,8 +338,8 @@ class Dialer:
                 and event.transaction_id == conn.invite_tid
                 and conn.call.state is not CallState.CONNECTED
             ):
-                reason = "no_answer" if conn.ring_timed_out else "timeout"
-                self._finish(conn, conn.call.end(408, reason, "no final response"))
+                # After our CANCEL for the ring timeout, conn.reason already says no_answer.
+                self._finish(conn, conn.call.end(408, "timeout", "no final response"))
         elif isinstance(event, RequestReceived):
             self._on_request(event)
         elif isinstance(event, (AckTimedOut, SessionExpired)):
@@ -382,7 +379,7 @@ class Dialer:
             self._send_invite(conn, step.request)
         elif isinstance(step, Answered):
             conn.dialog_id = step.dialog_id
-            if conn.stopping or conn.call.cancelled:  # our CANCEL lost the race: BYE (§9.1)
+            if conn.call.cancelled:  # our CANCEL lost the race: BYE (§9.1)
                 self._send_bye(conn)
                 self._finish(conn, conn.call.end(None, "cancelled", "answered after CANCEL"))
                 return
@@ -393,8 +390,6 @@ class Dialer:
             self._after_answer(conn)
             self._publish(conn)
         elif isinstance(step, Ended):
-            if step.reason == "cancelled" and conn.ring_timed_out:
-                step = Ended(step.status, "no_answer", "no answer before the ring timeout")
             self._finish(conn, step)
 
     def _on_request(self, ev: RequestReceived) -> None:
@@ -604,9 +599,7 @@ class Dialer:
             return
         conn.ending = True
         conn.status = ended.status if ended.status is not None else conn.call.last_status
-        conn.reason = conn.reason or ended.reason
-        if conn.ring_timed_out and conn.connected_at is None:
-            conn.reason = "no_answer"
+        conn.reason = conn.reason or ended.reason  # set first by _hang_up: ours wins
         conn.detail = conn.detail or ended.detail
         self._cancel_timers(conn)
         self._spawn(self._close(conn))
@@ -647,7 +640,6 @@ class Dialer:
             except Exception as exc:
                 log.exception("stop actions of %s failed", conn.id)
                 conn.action_results = [{"name": "*", "status": "failed", "error": str(exc)}]
-        conn.actions_done.set()
 
     # -- helpers -------------------------------------------------------------------------
     def _send_invite(self, conn: Connection, invite: Any) -> None:

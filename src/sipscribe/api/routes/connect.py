@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sipscribe.api.deps import Principal, ServicesDep, SessionDep, require_scope
 from sipscribe.api.errors import error_body, request_id_of
+from sipscribe.delivery.email import validate_recipients
 from sipscribe.dialout.manager import Dialer, DialError, DialRequest
 from sipscribe.dialout.offer import ENCODINGS
 from sipscribe.pipeline.speakers import Speaker
@@ -109,12 +110,6 @@ class SpeakerEvent(BaseModel):
     timestamp: datetime | float | None = None
 
 
-class FieldError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-
-
 def _error(request: Request, status: int, message: str, field: str | None = None) -> JSONResponse:
     body = error_body(status, message, request_id=request_id_of(request.scope))
     if field:
@@ -126,7 +121,7 @@ async def _json(request: Request) -> Any:
     try:
         return json.loads(await request.body() or b"null")
     except ValueError as exc:
-        raise FieldError(400, f"body is not valid JSON: {exc}") from exc
+        raise DialError(400, f"body is not valid JSON: {exc}") from exc
 
 
 def _validate(model: type[BaseModel], raw: Any) -> Any:
@@ -135,30 +130,30 @@ def _validate(model: type[BaseModel], raw: Any) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or None
-        raise FieldError(400, f"{where}: {first['msg']}" if where else first["msg"], where) from exc
+        raise DialError(400, f"{where}: {first['msg']}" if where else first["msg"], where) from exc
 
 
 def _dialer(services: Any) -> Dialer:
     dialer = getattr(services, "dialer", None)
     if dialer is None:
-        raise FieldError(500, "this server has no SIP dialer running")
+        raise DialError(500, "this server has no SIP dialer running")
     return dialer
 
 
 def _dial_request(body: ConnectRequest) -> DialRequest:
     endpoint = body.endpoint
     if endpoint is None:
-        raise FieldError(400, "endpoint: required for operation start", "endpoint")
+        raise DialError(400, "endpoint: required for operation start", "endpoint")
     try:
         uri = SipUri.parse(endpoint.uri)
     except (SipParseError, ValueError) as exc:
-        raise FieldError(400, f"endpoint.uri: not a SIP URI: {exc}", "endpoint.uri") from exc
+        raise DialError(400, f"endpoint.uri: not a SIP URI: {exc}", "endpoint.uri") from exc
     if uri.scheme not in ("sip", "sips"):
-        raise FieldError(400, "endpoint.uri: must be a sip: or sips: URI", "endpoint.uri")
+        raise DialError(400, "endpoint.uri: must be a sip: or sips: URI", "endpoint.uri")
     audio = endpoint.audioConfig
     rates = ENCODINGS[audio.encoding]
     if audio.sampleRate is not None and audio.sampleRate not in rates:
-        raise FieldError(
+        raise DialError(
             400,
             f"endpoint.audioConfig.sampleRate: {audio.encoding} carries "
             f"{' or '.join(map(str, rates))} Hz, not {audio.sampleRate}",
@@ -166,13 +161,11 @@ def _dial_request(body: ConnectRequest) -> DialRequest:
         )
     actions: list[dict[str, Any]] = []
     for i, action in enumerate(body.actions):
-        from sipscribe.delivery.email import validate_recipients
-
         try:
             emails = validate_recipients(action.parameters.emails)
         except ValueError as exc:
             where = f"actions.{i}.parameters.emails"
-            raise FieldError(400, f"{where}: {exc}", where) from exc
+            raise DialError(400, f"{where}: {exc}", where) from exc
         actions.append({"name": action.name, "invokeOn": action.invokeOn, "emails": emails})
     session = body.data.session if body.data and body.data.session else None
     return DialRequest(
@@ -208,7 +201,7 @@ def _urls(request: Request, conn: Any) -> dict[str, str]:
 def _owned(dialer: Dialer, connection_id: str, principal: Principal) -> Any:
     conn = dialer.get(connection_id)
     if conn is None or conn.tenant_id != principal.tenant_id:
-        raise FieldError(404, f"no connection {connection_id}", "connectionId")
+        raise DialError(404, f"no connection {connection_id}", "connectionId")
     return conn
 
 
@@ -225,21 +218,18 @@ async def connect(
     try:
         raw = await _json(request)
         if not isinstance(raw, dict):
-            raise FieldError(400, "body must be a JSON object")
+            raise DialError(400, "body must be a JSON object")
         body: ConnectRequest = _validate(ConnectRequest, raw)
         dialer = _dialer(services)
         if body.operation == "stop":
             if not body.connectionId:
-                raise FieldError(400, "connectionId: required for operation stop", "connectionId")
+                raise DialError(400, "connectionId: required for operation stop", "connectionId")
             conn = _owned(dialer, body.connectionId, principal)
             conn = await dialer.stop(conn.id)
             return JSONResponse({**conn.to_dict(), **_urls(request, conn)}, status_code=200)
         dial = _dial_request(body)
-        try:
-            conn = await dialer.start(principal.tenant_id, dial)
-        except DialError as exc:
-            raise FieldError(exc.status, exc.message, exc.field) from exc
-    except FieldError as exc:
+        conn = await dialer.start(principal.tenant_id, dial)
+    except DialError as exc:
         return _error(request, exc.status, exc.message, exc.field)
     except Exception as exc:
         log.exception("endpoint:connect failed")
@@ -260,7 +250,7 @@ async def connection_state(
 ) -> JSONResponse:
     try:
         conn = _owned(_dialer(services), connection_id, principal)
-    except FieldError as exc:
+    except DialError as exc:
         if exc.status != 404:
             return _error(request, exc.status, exc.message, exc.field)
         # Not in memory (ended long ago, or before a restart): the call record keeps it.
@@ -287,17 +277,15 @@ async def speaker_events(
         raw = await _json(request)
         items = raw if isinstance(raw, list) else [raw]
         if not items or len(items) > 1000:
-            raise FieldError(400, "send one event or a list of 1 to 1000 events")
+            raise DialError(400, "send one event or a list of 1 to 1000 events")
         events = [_validate(SpeakerEvent, item) for item in items]
         dialer = _dialer(services)
         conn = _owned(dialer, connection_id, principal)
         if conn.ended_at is not None or conn.ending:
-            raise FieldError(409, f"connection {connection_id} has ended")
+            raise DialError(409, f"connection {connection_id} has ended")
         for ev in events:
             speaker = Speaker(ev.user.id, ev.user.name, ev.user.email)
             dialer.speaker_event(conn.id, ev.type, speaker, _when(ev.timestamp))
-    except FieldError as exc:
-        return _error(request, exc.status, exc.message, exc.field)
     except DialError as exc:
         return _error(request, exc.status, exc.message, exc.field)
     return JSONResponse({"accepted": len(events)}, status_code=202)
